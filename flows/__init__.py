@@ -1,0 +1,1 @@
+"""Prefect flows of rectransfer: thin wiring of package calls (see prefect.yaml)."""

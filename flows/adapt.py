@@ -1,0 +1,50 @@
+"""Weekly: adapt the broad model to one retailer; the negative-transfer guard decides what ships."""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from pydantic import BaseModel, ConfigDict
+
+from rectransfer.report import RetailerOutcome, markdown_report
+from rectransfer.tasks import (
+    adapt_task,
+    encoder_from,
+    load_model_task,
+    load_retailer,
+    save_model_task,
+)
+
+
+class AdaptParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    base: str  # broad model directory
+    retailer: str  # retailer folder
+    out: str  # adapted model directory to write
+    name: str | None = None  # retailer name (default: the folder's name)
+    encoder: str = "default"
+    cache_dir: str | None = None
+    random_state: int = 0
+
+
+@flow(name="rectransfer-adapt", log_prints=True)
+def adapt(params: AdaptParams) -> RetailerOutcome:
+    """Fine-tune ``params.base`` to ``params.retailer`` and save what the guard ships."""
+    encoder = encoder_from(params.encoder, params.cache_dir)
+    base = load_model_task(params.base, encoder)
+    data = load_retailer(params.retailer, params.name)
+    model = adapt_task(base, data, params.random_state)
+    save_model_task(model, params.out)
+    outcome = RetailerOutcome(
+        retailer=data.name,
+        status="ok",
+        adapted=True,
+        reason=model.guard.reason if model.guard else None,
+        model_version=model.model_version,
+        guard=model.guard,
+    )
+    create_markdown_artifact(
+        key="rectransfer-adapt", markdown=markdown_report(f"Adaptation of {data.name}", [outcome])
+    )
+    return outcome

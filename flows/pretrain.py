@@ -1,0 +1,39 @@
+"""Monthly: train the broad model on many retailers' folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from pydantic import BaseModel, ConfigDict
+
+from rectransfer.tasks import encoder_from, load_retailer, pretrain_task, save_model_task
+
+
+class PretrainParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[str]  # retailer folders
+    out: str  # model directory to write
+    encoder: str = "default"
+    cache_dir: str | None = None
+    random_state: int = 0
+
+
+@flow(name="rectransfer-pretrain", log_prints=True)
+def pretrain(params: PretrainParams) -> str:
+    """Pretrain the broad ranker on ``params.sources`` and save it to ``params.out``."""
+    encoder = encoder_from(params.encoder, params.cache_dir)
+    sources = [load_retailer(folder) for folder in params.sources]
+    model = pretrain_task(sources, encoder, params.random_state)
+    path = save_model_task(model, params.out)
+    create_markdown_artifact(
+        key="rectransfer-pretrain",
+        markdown=(
+            f"# Broad model {model.model_version}\n\n"
+            f"trained on {', '.join(model.config.trained_on)} "
+            f"({model.config.rounds.get('broad')} rounds) -> `{Path(path).name}`"
+        ),
+    )
+    return path

@@ -1,0 +1,57 @@
+"""rectransfer: product recommendations for small retailers, transferred from many.
+
+Product and customer text become vectors in one shared space; a LightGBM ranker over features that
+mean the same at every shop is pretrained on many retailers, fine-tuned to one retailer with a
+negative-transfer guard, and serves top-K lists with business rules.
+
+Examples
+--------
+>>> import rectransfer as rt
+>>> shop = rt.RetailerData.load("shops/trailhead_market")  # doctest: +SKIP
+>>> model = rt.adapt(rt.RecModel.load("models/broad"), shop)  # doctest: +SKIP
+>>> recs = model.recommend(shop, ["c-001"], k=10)  # doctest: +SKIP
+>>> model.save("models/trailhead_market")  # doctest: +SKIP
+"""
+
+from rectransfer.adapt import adapt
+from rectransfer.encoder import Encoder, HashingEncoder, SentenceTransformerEncoder, load_encoder
+from rectransfer.errors import (
+    ConfigError,
+    IncompatibleArtifactError,
+    NotFittedError,
+    RecTransferError,
+    SchemaError,
+    UnknownIdError,
+)
+from rectransfer.export import read_recommendations, write_recommendations
+from rectransfer.features import FEATURE_NAMES, CandidateConfig
+from rectransfer.guard import GuardReport
+from rectransfer.model import RecModel
+from rectransfer.pretrain import pretrain
+from rectransfer.recommend import recommend
+from rectransfer.schema import Columns, RetailerData
+
+__all__ = [
+    "FEATURE_NAMES",
+    "CandidateConfig",
+    "Columns",
+    "ConfigError",
+    "Encoder",
+    "GuardReport",
+    "HashingEncoder",
+    "IncompatibleArtifactError",
+    "NotFittedError",
+    "RecModel",
+    "RecTransferError",
+    "RetailerData",
+    "SchemaError",
+    "SentenceTransformerEncoder",
+    "UnknownIdError",
+    "adapt",
+    "load_encoder",
+    "pretrain",
+    "read_recommendations",
+    "recommend",
+    "write_recommendations",
+]
+__version__ = "0.1.0"

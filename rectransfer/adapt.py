@@ -1,0 +1,174 @@
+"""Adaptation to one retailer: fine-tune the broad ranker, and let the guard decide what ships.
+
+Time is split per customer so nothing downstream sees what it predicts:
+
+* validation: each customer's last item (the guard's figures; never trained on);
+* training: the ``train_cuts`` items before it, each with the history before it as context;
+* within training, 20% of the customers pick the number of boosting rounds (early stopping), or a
+  fixed small number of rounds is used when there are too few of them to trust.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rectransfer.encoder import Encoder
+from rectransfer.errors import ConfigError, SchemaError
+from rectransfer.evaluation import ndcg_at, ndcg_stderr, popularity_ranks, recall_at, target_ranks
+from rectransfer.features import CandidateConfig
+from rectransfer.guard import MIN_VALIDATION_CUSTOMERS, GuardReport, decide
+from rectransfer.model import ModelConfig, RecModel, now_iso
+from rectransfer.prepare import PreparedRetailer, prepare
+from rectransfer.pretrain import split_by_customer
+from rectransfer.ranker import (
+    ADAPT_PARAMS,
+    ADAPT_ROUNDS,
+    LOCAL_PARAMS,
+    LOCAL_ROUNDS,
+    predict,
+    train_ranker,
+)
+from rectransfer.schema import RetailerData
+from rectransfer.training_data import cut_queries, labelled_rows
+
+EARLY_STOPPING_SHARE = 0.2
+METRIC_K = 10
+
+
+def adapt(
+    base: RecModel,
+    data: RetailerData,
+    *,
+    encoder: Encoder | None = None,
+    train_cuts: int = 3,
+    max_customers: int | None = 50_000,
+    random_state: int = 0,
+) -> RecModel:
+    """Fine-tune ``base`` on one retailer and return what the negative-transfer guard ships.
+
+    Three rankers are compared on the retailer's validation split: ``broad`` (``base`` as it is),
+    ``adapted`` (continued boosting from ``base``) and ``local`` (the same kind of ranker trained
+    on this retailer alone). The returned model's ``kind`` says which one ships and ``guard`` holds
+    all figures (with popularity for scale) and the reason.
+
+    Examples
+    --------
+    >>> import rectransfer as rt
+    >>> shop = rt.RetailerData.load("shops/trailhead_market")  # doctest: +SKIP
+    >>> model = rt.adapt(rt.RecModel.load("models/broad"), shop)  # doctest: +SKIP
+    >>> print(model.guard.table())  # doctest: +SKIP
+    """
+    if train_cuts < 1:
+        raise ConfigError(f"train_cuts must be >= 1, got {train_cuts!r}.")
+    if encoder is not None:
+        base.with_encoder(encoder)
+    encoder = base.encoder
+    prepared = prepare(data, encoder)
+    candidates = CandidateConfig(**base.config.candidates)
+
+    train_rows = labelled_rows(
+        prepared,
+        range(1, 1 + train_cuts),
+        config=candidates,
+        max_customers=max_customers,
+        random_state=random_state,
+    )
+    valid_rows = labelled_rows(prepared, range(1), config=candidates)
+    if valid_rows.n_queries == 0:
+        raise SchemaError(
+            f"interactions of {data.name!r}: no customer has two or more interactions, so the "
+            "model cannot be validated. Adapt once customers have come back at least once."
+        )
+
+    figures = _popularity_figures(prepared)
+    rankers = {"broad": base.booster}
+    rounds = dict(base.config.rounds)
+    too_small = (
+        valid_rows.n_queries < MIN_VALIDATION_CUSTOMERS
+        or train_rows.positives_only().n_groups < MIN_VALIDATION_CUSTOMERS
+    )
+    if not too_small:
+        inner_train, inner_valid = split_by_customer(
+            train_rows, test_size=EARLY_STOPPING_SHARE, random_state=random_state
+        )
+        rankers["adapted"], rounds["adapted_added"] = train_ranker(
+            inner_train,
+            inner_valid,
+            params=ADAPT_PARAMS,
+            max_rounds=ADAPT_ROUNDS,
+            init_model=base.booster,
+            random_state=random_state,
+        )
+        rankers["local"], rounds["local"] = train_ranker(
+            inner_train,
+            inner_valid,
+            params=LOCAL_PARAMS,
+            max_rounds=LOCAL_ROUNDS,
+            random_state=random_state,
+        )
+    for name, booster in rankers.items():
+        ranks = target_ranks(
+            valid_rows.group,
+            valid_rows.rows.label,
+            predict(booster, valid_rows.rows.features),
+            valid_rows.n_groups,
+        )
+        figures[name] = _figures(ranks)
+
+    ndcg = {name: f[0] for name, f in figures.items()}
+    if too_small:
+        decision, reason = (
+            "broad",
+            (
+                f"too little data to fine-tune and validate ({valid_rows.n_queries} validation "
+                f"customers, need {MIN_VALIDATION_CUSTOMERS}); shipping broad"
+            ),
+        )
+    else:
+        decision, reason = decide(ndcg)
+    report = GuardReport(
+        metric=f"ndcg@{METRIC_K}",
+        validation_customers=valid_rows.n_queries,
+        ndcg=ndcg,
+        recall={name: f[1] for name, f in figures.items()},
+        stderr={name: f[2] for name, f in figures.items()},
+        decision=decision,
+        reason=reason,
+    )
+    config = ModelConfig(
+        **{
+            **base.config.model_dump(exclude={"guard", "kind", "retailer", "base_model_version"}),
+            "created_at": now_iso(),
+            "kind": decision,
+            "retailer": data.name,
+            "base_model_version": base.model_version,
+            "params": {**base.config.params, "adapt": ADAPT_PARAMS, "local": LOCAL_PARAMS},
+            "rounds": rounds,
+            "trained_on": _trained_on(decision, base.config.trained_on, data.name),
+            "guard": report,
+            "random_state": random_state,
+        }
+    )
+    return RecModel(rankers[decision], config, encoder=encoder)
+
+
+def _figures(ranks: np.ndarray) -> tuple[float, float, float]:
+    return ndcg_at(ranks, METRIC_K), recall_at(ranks, METRIC_K), ndcg_stderr(ranks, METRIC_K)
+
+
+def _popularity_figures(prepared: PreparedRetailer) -> dict[str, tuple[float, ...]]:
+    """Popularity (as of the validation cut) ranking the whole catalogue, own items removed."""
+    cq = cut_queries(prepared, 0)
+    context = cq.queries.context.select(cq.rows)
+    targets = cq.queries.targets[cq.rows] if cq.queries.targets is not None else np.zeros(0)
+    popularity = cq.stats.recent_pct + cq.stats.pop_pct
+    ranks = popularity_ranks(popularity, targets.astype(np.int64), context)
+    return {"popularity": _figures(ranks)}
+
+
+def _trained_on(decision: str, base_sources: list[str], retailer: str) -> list[str]:
+    if decision == "local":
+        return [retailer]
+    if decision == "adapted":
+        return [*base_sources, retailer]
+    return list(base_sources)

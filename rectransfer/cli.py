@@ -1,0 +1,140 @@
+"""The ``rectransfer`` console script: pretrain, adapt, recommend, demo.
+
+Exit codes: 0 on success; 2 with a one-line ``rectransfer: error: ...`` (no traceback) when the
+input or options are bad.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rectransfer.errors import RecTransferError
+
+
+def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--encoder",
+        default="default",
+        help="text encoder: 'default' (the packaged all-MiniLM-L6-v2), a local "
+        "sentence-transformers model directory, or 'hashing[:DIM]' (fast, for trials). "
+        "Default: %(default)s",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="embedding cache folder (default: $RECTRANSFER_CACHE_DIR or ~/.cache/rectransfer)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rectransfer",
+        description="Transfer-learnt product recommendations for small retailers.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("pretrain", help="train the broad model on several retailers")
+    p.add_argument("--sources", nargs="+", type=Path, required=True, metavar="DIR")
+    p.add_argument("--out", type=Path, required=True, metavar="MODEL_DIR")
+    p.add_argument(
+        "--max-customers",
+        type=int,
+        default=20_000,
+        help="customers sampled per source (default: %(default)s)",
+    )
+    _add_encoder_options(p)
+
+    a = commands.add_parser("adapt", help="fine-tune a broad model to one retailer (with guard)")
+    a.add_argument("--base", type=Path, required=True, metavar="MODEL_DIR")
+    a.add_argument("--retailer", type=Path, required=True, metavar="DIR")
+    a.add_argument("--out", type=Path, required=True, metavar="MODEL_DIR")
+    a.add_argument("--name", default=None, help="retailer name (default: the folder's name)")
+    _add_encoder_options(a)
+
+    r = commands.add_parser("recommend", help="export top-K recommendations to Parquet")
+    r.add_argument("--model", type=Path, required=True, metavar="MODEL_DIR")
+    r.add_argument("--retailer", type=Path, required=True, metavar="DIR")
+    r.add_argument("--out", type=Path, required=True, metavar="EXPORT_ROOT")
+    r.add_argument("--k", type=int, default=20, help="items per customer (default: %(default)s)")
+    r.add_argument("--run-date", default=None, metavar="YYYY-MM-DD", help="default: today (UTC)")
+    r.add_argument("--name", default=None, help="retailer name (default: the folder's name)")
+    r.add_argument(
+        "--keep-bought", action="store_true", help="do not remove items customers already bought"
+    )
+    _add_encoder_options(r)
+
+    d = commands.add_parser(
+        "demo", help="pretrain on the sample source shops, adapt to the target, export"
+    )
+    d.add_argument("--workdir", type=Path, default=Path("demo_output"), metavar="DIR")
+    d.add_argument(
+        "--data", type=Path, default=None, metavar="DIR", help="default: the bundled sample_data"
+    )
+    _add_encoder_options(d)
+    return parser
+
+
+def _encoder(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from rectransfer.encoder import load_encoder
+
+    return load_encoder(args.encoder, cache_dir=args.cache_dir)
+
+
+def _run(args: argparse.Namespace) -> None:
+    import rectransfer as rt
+
+    if args.command == "pretrain":
+        model = rt.pretrain(
+            args.sources,
+            encoder=_encoder(args),
+            max_customers_per_retailer=args.max_customers,
+            random_state=args.seed,
+        )
+        path = model.save(args.out)
+        print(f"broad model {model.model_version} trained on {model.config.trained_on} -> {path}")
+    elif args.command == "adapt":
+        base = rt.RecModel.load(args.base, encoder=_encoder(args))
+        data = rt.RetailerData.load(args.retailer, name=args.name)
+        model = rt.adapt(base, data, random_state=args.seed)
+        path = model.save(args.out)
+        assert model.guard is not None
+        print(model.guard.table())
+        print(f"model {model.model_version} for {data.name} -> {path}")
+    elif args.command == "recommend":
+        model = rt.RecModel.load(args.model, encoder=_encoder(args))
+        data = rt.RetailerData.load(args.retailer, name=args.name)
+        recs = model.recommend(data, k=args.k, exclude_bought=not args.keep_bought)
+        path = rt.write_recommendations(
+            recs,
+            args.out,
+            retailer=data.name,
+            run_date=args.run_date,
+            model_version=model.model_version,
+        )
+        n_users = recs["user_id"].n_unique()
+        print(f"{recs.height} recommendations for {n_users} customers of {data.name} -> {path}")
+    elif args.command == "demo":
+        from rectransfer.demo import run_demo
+
+        run_demo(args.workdir, data_dir=args.data, encoder=_encoder(args), random_state=args.seed)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        _run(args)
+    except RecTransferError as err:
+        message = " ".join(str(err).split())
+        print(f"rectransfer: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

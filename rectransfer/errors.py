@@ -1,0 +1,30 @@
+"""The exception tree: every error the package raises on purpose derives from RecTransferError."""
+
+from __future__ import annotations
+
+
+class RecTransferError(Exception):
+    """Root of every error rectransfer raises on purpose."""
+
+
+class SchemaError(RecTransferError, ValueError):
+    """A retailer's table breaks the data contract (names the file, column and values)."""
+
+
+class NotFittedError(RecTransferError, RuntimeError):
+    """A model was used before it was trained or loaded."""
+
+
+class UnknownIdError(RecTransferError, KeyError):
+    """An id that the retailer's data does not know."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class IncompatibleArtifactError(RecTransferError):
+    """A model directory or cache entry cannot be used (missing, tampered, other version)."""
+
+
+class ConfigError(RecTransferError, ValueError):
+    """An option has a value the function cannot use."""

@@ -1,0 +1,68 @@
+"""Everything derived from one retailer's data that scoring needs, computed once and reused."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rectransfer.catalogue import Catalogue
+from rectransfer.encoder import Encoder
+from rectransfer.histories import RetailerIndex
+from rectransfer.schema import Columns, RetailerData
+from rectransfer.text import user_texts
+
+
+@dataclass(frozen=True)
+class PreparedRetailer:
+    """A retailer's validated data with its id index, catalogue vectors and customer text vectors.
+
+    Customer text vectors are aligned with ``index.user_ids``; customers without text have zero
+    rows. Customer text is encoded without the shared on-disk cache unless ``cache_user_text``
+    was set (it is personal data; product text is not).
+    """
+
+    data: RetailerData
+    index: RetailerIndex
+    catalogue: Catalogue
+    user_vectors: np.ndarray  # float32 (n_users, d)
+    encoder_fingerprint: str
+
+    @property
+    def name(self) -> str:
+        return self.data.name
+
+
+def prepare(
+    data: RetailerData, encoder: Encoder, *, cache_user_text: bool = False
+) -> PreparedRetailer:
+    """Index ids, embed the catalogue and the customers' own text.
+
+    Examples
+    --------
+    >>> from rectransfer.encoder import HashingEncoder
+    >>> prepared = prepare(data, HashingEncoder())  # doctest: +SKIP
+    """
+    index = RetailerIndex.build(data)
+    catalogue = Catalogue.build(data, encoder)
+    user_vectors = np.zeros((len(index.user_ids), catalogue.vectors.shape[1]), dtype=np.float32)
+    if data.users is not None and len(data.users):
+        texts = user_texts(data.users)
+        text_encoder = encoder if cache_user_text else _uncached(encoder)
+        vectors = text_encoder.encode(texts)
+        position = {u: i for i, u in enumerate(index.user_ids.tolist())}
+        rows = np.array([position[u] for u in data.users[Columns.USER].to_list()], dtype=np.int64)
+        user_vectors[rows] = vectors
+    return PreparedRetailer(
+        data=data,
+        index=index,
+        catalogue=catalogue,
+        user_vectors=user_vectors,
+        encoder_fingerprint=encoder.fingerprint,
+    )
+
+
+def _uncached(encoder: Encoder) -> Encoder:
+    """The encoder behind a cache wrapper, so that personal text never reaches the disk cache."""
+    inner = getattr(encoder, "encoder", None)
+    return inner if inner is not None else encoder

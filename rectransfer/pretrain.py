@@ -1,0 +1,123 @@
+"""The broad behaviour model: one ranker learnt from many retailers' interactions at once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import GroupShuffleSplit
+
+from rectransfer.encoder import Encoder, load_encoder
+from rectransfer.errors import ConfigError, SchemaError
+from rectransfer.features import FEATURE_NAMES, CandidateConfig
+from rectransfer.model import EncoderInfo, ModelConfig, RecModel, library_versions, now_iso
+from rectransfer.model import package_version as _package_version
+from rectransfer.prepare import prepare
+from rectransfer.ranker import BROAD_PARAMS, BROAD_ROUNDS, train_ranker
+from rectransfer.schema import RetailerData
+from rectransfer.training_data import LabelledRows, labelled_rows
+
+EARLY_STOPPING_SHARE = 0.1  # customers held out (by customer, across all sources) to pick rounds
+
+
+def split_by_customer(
+    rows: LabelledRows, *, test_size: float, random_state: int
+) -> tuple[LabelledRows, LabelledRows]:
+    """Split groups so that every customer's groups land on one side (no leakage across cuts)."""
+    if rows.n_groups < 2:
+        return rows, rows.subset_groups(np.zeros(0, dtype=np.int64))
+    splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=random_state)
+    train_idx, valid_idx = next(splitter.split(np.zeros(rows.n_groups), groups=rows.group_customer))
+    return rows.subset_groups(np.sort(train_idx)), rows.subset_groups(np.sort(valid_idx))
+
+
+def pretrain(
+    sources: Sequence[RetailerData | str | Path],
+    *,
+    encoder: Encoder | None = None,
+    encoder_spec: str = "default",
+    candidates: CandidateConfig | None = None,
+    max_customers_per_retailer: int | None = 20_000,
+    cuts: int = 1,
+    max_rounds: int = BROAD_ROUNDS,
+    params: dict[str, Any] | None = None,
+    random_state: int = 0,
+) -> RecModel:
+    """Train the broad ranker on several retailers' folders at once.
+
+    Each source contributes, per customer, their latest item as a label with everything before it
+    as context (``cuts`` > 1 adds earlier items too). Rounds are chosen by early stopping on 10% of
+    the customers, held out across all sources.
+
+    Parameters
+    ----------
+    sources
+        Retailer folders or loaded :class:`RetailerData`.
+    encoder, encoder_spec
+        The text encoder (default: the packaged all-MiniLM-L6-v2 with the on-disk cache) and the
+        spec saved in the model so that it can be rebuilt at load time.
+    max_customers_per_retailer
+        Customers sampled (seeded) per source and cut, to bound time and memory on big shops.
+
+    Examples
+    --------
+    >>> import rectransfer as rt
+    >>> broad = rt.pretrain(["shops/a", "shops/b", "shops/c"])  # doctest: +SKIP
+    >>> broad.save("models/broad")  # doctest: +SKIP
+    """
+    if not sources:
+        raise ConfigError("pretrain needs at least one source retailer folder; none was given.")
+    if cuts < 1:
+        raise ConfigError(f"cuts must be >= 1, got {cuts!r}.")
+    encoder = encoder if encoder is not None else load_encoder(encoder_spec)
+    candidates = candidates or CandidateConfig()
+    datasets = [s if isinstance(s, RetailerData) else RetailerData.load(s) for s in sources]
+    names = [d.name for d in datasets]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"source retailers need distinct names, got {names!r}.")
+
+    parts = []
+    for i, data in enumerate(datasets):
+        prepared = prepare(data, encoder)
+        parts.append(
+            labelled_rows(
+                prepared,
+                range(cuts),
+                config=candidates,
+                customer_key_offset=i << 40,
+                max_customers=max_customers_per_retailer,
+                random_state=random_state,
+            )
+        )
+    rows = LabelledRows.concat(parts)
+    if rows.positives_only().n_groups == 0:
+        raise SchemaError(
+            f"interactions of {names!r}: no customer has two or more interactions, so there is "
+            "nothing to learn from. Give sources with repeat customers."
+        )
+    train, valid = split_by_customer(
+        rows, test_size=EARLY_STOPPING_SHARE, random_state=random_state
+    )
+    booster, rounds = train_ranker(
+        train,
+        valid,
+        params=params or BROAD_PARAMS,
+        max_rounds=max_rounds,
+        random_state=random_state,
+    )
+    config = ModelConfig(
+        package_version=_package_version(),
+        created_at=now_iso(),
+        kind="broad",
+        encoder=EncoderInfo.of(encoder, encoder_spec),
+        feature_names=list(FEATURE_NAMES),
+        candidates=candidates.to_dict(),
+        params={**(params or BROAD_PARAMS), "cuts": cuts},
+        rounds={"broad": rounds},
+        trained_on=names,
+        library_versions=library_versions(),
+        random_state=random_state,
+    )
+    return RecModel(booster, config, encoder=encoder)

@@ -1,0 +1,251 @@
+"""Top-K recommendations with business rules and cold-start fall-backs.
+
+Every customer gets up to ``k`` items, by the first path that applies:
+
+* ``ranker``: customers with history: candidates from their history and text, scored by the model;
+* ``text``: customers with no history but their own text: the catalogue by similarity to that text;
+* ``popular``: everyone else (unknown or silent customers): the shop's popular items, recent first.
+
+Rules hold on every path: items the customer already bought are left out (``exclude_bought``;
+with an ``event`` column only purchase-like events count as bought), out-of-stock items are left
+out, and the optional allow / deny lists restrict the catalogue. A ranker list shorter than ``k``
+after the rules is topped up with popular items scored below the ranker's own. Ties are broken by
+catalogue order, so output is deterministic for a fixed model and data.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+
+from rectransfer.errors import ConfigError
+from rectransfer.features import CandidateConfig, Queries, iter_candidate_rows
+from rectransfer.histories import Histories
+from rectransfer.schema import Columns, RetailerData
+from rectransfer.stats import BehaviourStats
+
+if TYPE_CHECKING:
+    from rectransfer.model import RecModel
+
+PURCHASE_EVENTS = ("purchase", "buy", "order", "transaction", "checkout")
+SOURCE = "source"
+OUTPUT_SCHEMA = {
+    Columns.USER: pl.String,
+    Columns.ITEM: pl.String,
+    Columns.RANK: pl.Int32,
+    Columns.SCORE: pl.Float64,
+    SOURCE: pl.String,
+}
+
+
+def recommend(
+    model: RecModel,
+    data: RetailerData,
+    users: list[str] | None = None,
+    *,
+    k: int = 20,
+    exclude_bought: bool = True,
+    allow_items: list[str] | None = None,
+    deny_items: list[str] | None = None,
+) -> pl.DataFrame:
+    """Top-``k`` items for each customer, as a long frame with external ids.
+
+    Parameters
+    ----------
+    model
+        A pretrained or adapted :class:`~rectransfer.RecModel`.
+    data
+        The retailer's validated data (its catalogue, interactions and customer text).
+    users
+        Customer ids to recommend for, in the order wanted; default: every customer in the
+        interactions and in ``users.parquet``. Unknown ids get the popular list.
+    k
+        List length per customer.
+    exclude_bought
+        Leave out items the customer already bought.
+    allow_items, deny_items
+        Only recommend items of ``allow_items``; never recommend items of ``deny_items``. Ids not
+        in the catalogue are ignored.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``user_id, item_id, rank (1..k), score, source``: one row per recommendation, customers in
+        the requested order, ranks without gaps, scores non-increasing within a customer.
+
+    Examples
+    --------
+    >>> import rectransfer as rt
+    >>> recs = rt.recommend(model, shop, ["c-001", "c-002"], k=5)  # doctest: +SKIP
+    """
+    if not isinstance(k, int) or k < 1:
+        raise ConfigError(f"k must be a positive integer, got {k!r}.")
+    prepared = model.prepare(data)
+    index = prepared.index
+    histories = index.histories
+    stats = BehaviourStats.build(histories)
+    allowed = _allowed_items(data, allow_items, deny_items)
+    popularity = np.where(allowed, stats.recent_pct + stats.pop_pct, -np.inf)
+
+    position = {u: i for i, u in enumerate(index.user_ids.tolist())}
+    wanted = index.user_ids.tolist() if users is None else list(dict.fromkeys(map(str, users)))
+    rows = np.array([position.get(u, -1) for u in wanted], dtype=np.int64)
+    known = rows >= 0
+    lengths = np.zeros(len(wanted), dtype=np.int64)
+    lengths[known] = histories.lengths[rows[known]]
+    has_text = np.zeros(len(wanted), dtype=bool)
+    has_text[known] = np.linalg.norm(prepared.user_vectors[rows[known]], axis=1) > 0
+
+    excluded = _bought(data, histories) if exclude_bought else _empty_like(histories)
+    queries = Queries(context=histories, text_vectors=prepared.user_vectors, excluded=excluded)
+
+    lists: dict[int, tuple[np.ndarray, np.ndarray, str]] = {}
+    ranker_rows = np.unique(rows[known & (lengths > 0)])
+    config = CandidateConfig(**model.config.candidates)
+    for chunk in iter_candidate_rows(
+        prepared.catalogue, stats, queries, config=config, allowed=allowed, rows=ranker_rows
+    ):
+        scores = model.score(chunk.features)
+        for user, items, item_scores in _top_k_per_query(chunk.query, chunk.item, scores, k):
+            lists[int(user)] = (items, item_scores, "ranker")
+
+    text_rows = np.unique(rows[known & (lengths == 0) & has_text])
+    for start in range(0, len(text_rows), 1024):
+        block_rows = text_rows[start : start + 1024]
+        sims = prepared.user_vectors[block_rows] @ prepared.catalogue.vectors.T
+        sims[:, ~allowed] = -np.inf
+        for user, sim_row in zip(block_rows, sims, strict=True):
+            items = _top_k(sim_row, k)
+            lists[int(user)] = (items, sim_row[items].astype(np.float64), "text")
+
+    frames = []
+    bought = _sequences(excluded)
+    no_items = np.zeros(0, dtype=np.int64)
+    for user_id, row in zip(wanted, rows, strict=True):
+        items, item_scores, source = lists.get(int(row), (no_items, np.zeros(0), "popular"))
+        own = bought.get(int(row), no_items)
+        frames.append((user_id, *_top_up(items, item_scores, source, popularity, own, k)))
+    return _to_frame(frames, index.item_ids)
+
+
+def _allowed_items(
+    data: RetailerData, allow_items: list[str] | None, deny_items: list[str] | None
+) -> np.ndarray:
+    item_ids = data.items[Columns.ITEM]
+    allowed = data.items[Columns.IN_STOCK].to_numpy().astype(bool)
+    if allow_items is not None:
+        in_allow = item_ids.is_in(pl.Series(allow_items, dtype=pl.String)).to_numpy()
+        if not in_allow.any():
+            raise ConfigError(
+                f"allow_items names none of {data.name!r}'s items (e.g. {allow_items[:3]!r}); "
+                "pass ids from items.item_id, or no allow list."
+            )
+        allowed &= in_allow
+    if deny_items is not None:
+        allowed &= ~item_ids.is_in(pl.Series(deny_items, dtype=pl.String)).to_numpy()
+    return allowed
+
+
+def _bought(data: RetailerData, histories: Histories) -> Histories:
+    """The purchase-like events of each customer (all events when there is no event column)."""
+    events = data.interactions[Columns.EVENT]
+    if events.null_count() == len(events):
+        return histories
+    purchase = (events.is_null() | events.is_in(list(PURCHASE_EVENTS))).to_numpy()
+    return _filter_events(histories, purchase)
+
+
+def _filter_events(histories: Histories, keep: np.ndarray) -> Histories:
+    full = np.zeros(len(histories.items), dtype=bool)
+    full[: len(keep)] = keep
+    user = histories.user_of_event()
+    lengths = np.bincount(user[full], minlength=histories.n_users)
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return Histories(indptr, histories.items[full], histories.times[full], histories.n_items)
+
+
+def _empty_like(histories: Histories) -> Histories:
+    return _filter_events(histories, np.zeros(len(histories.items), dtype=bool))
+
+
+def _sequences(histories: Histories) -> dict[int, np.ndarray]:
+    user = histories.user_of_event()
+    if len(user) == 0:
+        return {}
+    splits = np.flatnonzero(np.diff(user)) + 1
+    return {
+        int(users[0]): items
+        for users, items in zip(
+            np.split(user, splits), np.split(histories.items, splits), strict=True
+        )
+    }
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest finite scores, best first, ties by lower index."""
+    finite = np.flatnonzero(np.isfinite(scores))
+    if len(finite) == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((finite, -scores[finite]))
+    return finite[order[:k]]
+
+
+def _top_k_per_query(query: np.ndarray, item: np.ndarray, scores: np.ndarray, k: int):  # type: ignore[no-untyped-def]
+    """Yield (query, items, scores) with each query's best ``k`` rows, ties by item order."""
+    order = np.lexsort((item, -scores, query))
+    query, item, scores = query[order], item[order], scores[order]
+    starts = np.flatnonzero(np.r_[True, query[1:] != query[:-1]])
+    ends = np.r_[starts[1:], len(query)]
+    for start, end in zip(starts, ends, strict=True):
+        stop = min(end, start + k)
+        yield query[start], item[start:stop].astype(np.int64), scores[start:stop]
+
+
+def _top_up(
+    items: np.ndarray,
+    scores: np.ndarray,
+    source: str,
+    popularity: np.ndarray,
+    bought: np.ndarray,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Fill a list shorter than ``k`` with popular items, scored below what is already there.
+
+    An empty list becomes the popular list itself, scored by popularity.
+    """
+    sources = [source] * len(items)
+    if len(items) >= k:
+        return items, scores, sources
+    taken = np.zeros(len(popularity), dtype=bool)
+    taken[items] = True
+    taken[bought] = True
+    fill = _top_k(np.where(taken, -np.inf, popularity), k - len(items))
+    if len(items):
+        fill_scores = float(scores.min()) - 1.0 - np.arange(len(fill), dtype=np.float64)
+    else:
+        fill_scores = popularity[fill].astype(np.float64)
+    return (
+        np.concatenate([items, fill]),
+        np.concatenate([scores, fill_scores]),
+        sources + ["popular"] * len(fill),
+    )
+
+
+def _to_frame(
+    lists: list[tuple[str, np.ndarray, np.ndarray, list[str]]], item_ids: np.ndarray
+) -> pl.DataFrame:
+    if not lists:
+        return pl.DataFrame(schema=OUTPUT_SCHEMA)
+    lengths = [len(items) for _, items, _, _ in lists]
+    return pl.DataFrame(
+        {
+            Columns.USER: np.repeat([u for u, _, _, _ in lists], lengths),
+            Columns.ITEM: item_ids[np.concatenate([items for _, items, _, _ in lists])],
+            Columns.RANK: np.concatenate([np.arange(1, n + 1) for n in lengths]),
+            Columns.SCORE: np.concatenate([scores for _, _, scores, _ in lists]),
+            SOURCE: [s for _, _, _, sources in lists for s in sources],
+        },
+        schema=OUTPUT_SCHEMA,
+    )

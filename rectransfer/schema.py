@@ -1,0 +1,723 @@
+"""The data contract: canonical column names and one validated, normalised view of a retailer.
+
+A retailer is a folder with three tables, each stored as Parquet or CSV:
+
+- ``items`` (required): ``item_id``, ``title``; optional ``description``, ``category``, ``brand``,
+  ``price``, ``in_stock``.
+- ``interactions`` (required): ``user_id``, ``item_id``, ``timestamp``; optional ``weight`` or
+  ``quantity``, ``event``. Other columns (``rating``, ``invoice``, ...) are allowed and dropped.
+- ``users`` (optional): ``user_id``, ``text`` (the customer's own words).
+
+:meth:`RetailerData.load` (files) and :meth:`RetailerData.from_frames` (in-memory frames) run the
+same checks, once; everything downstream trusts the normalised frames (see ``ITEMS_SCHEMA``,
+``INTERACTIONS_SCHEMA`` and ``USERS_SCHEMA``). Every broken rule raises
+:class:`~rectransfer.errors.SchemaError` naming the file (or table), the column, up to five
+offending values and the fix. Row numbers in messages count data rows from 1, header excluded.
+
+Examples
+--------
+>>> import polars as pl
+>>> shop = RetailerData.from_frames(
+...     pl.DataFrame({"item_id": ["a", "b"], "title": ["Tent", "Stove"]}),
+...     pl.DataFrame({"user_id": ["u1", "u1"], "item_id": ["b", "a"], "timestamp": [20, 10]}),
+...     name="demo",
+... )
+>>> shop.interactions[Columns.ITEM].to_list()
+['a', 'b']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import polars as pl
+
+from rectransfer.errors import SchemaError
+
+__all__ = [
+    "INTERACTIONS_SCHEMA",
+    "ITEMS_SCHEMA",
+    "USERS_SCHEMA",
+    "Columns",
+    "RetailerData",
+]
+
+
+class Columns:
+    """Canonical column names used by every frame the package takes in or hands out.
+
+    Examples
+    --------
+    >>> Columns.USER, Columns.ITEM, Columns.TIMESTAMP
+    ('user_id', 'item_id', 'timestamp')
+    """
+
+    USER: Final = "user_id"
+    ITEM: Final = "item_id"
+    TIMESTAMP: Final = "timestamp"
+    WEIGHT: Final = "weight"
+    EVENT: Final = "event"
+    TITLE: Final = "title"
+    DESCRIPTION: Final = "description"
+    CATEGORY: Final = "category"
+    BRAND: Final = "brand"
+    PRICE: Final = "price"
+    IN_STOCK: Final = "in_stock"
+    TEXT: Final = "text"
+    RETAILER: Final = "retailer"
+    RANK: Final = "rank"
+    SCORE: Final = "score"
+
+
+# The exact column order and dtypes of the normalised frames.
+ITEMS_SCHEMA: Final = pl.Schema(
+    {
+        Columns.ITEM: pl.String,
+        Columns.TITLE: pl.String,
+        Columns.DESCRIPTION: pl.String,
+        Columns.CATEGORY: pl.String,
+        Columns.BRAND: pl.String,
+        Columns.PRICE: pl.Float64,
+        Columns.IN_STOCK: pl.Boolean,
+    }
+)
+INTERACTIONS_SCHEMA: Final = pl.Schema(
+    {
+        Columns.USER: pl.String,
+        Columns.ITEM: pl.String,
+        Columns.TIMESTAMP: pl.Int64,
+        Columns.WEIGHT: pl.Float64,
+        Columns.EVENT: pl.String,
+    }
+)
+USERS_SCHEMA: Final = pl.Schema({Columns.USER: pl.String, Columns.TEXT: pl.String})
+
+_QUANTITY: Final = "quantity"
+_MAX_EXAMPLES: Final = 5
+_FORMATS: Final = (".parquet", ".csv")
+
+# Columns read from each file (others are dropped), the required ones, and those a CSV reader
+# must keep as text (so an id like "007" is not turned into the number 7).
+_ITEM_COLUMNS: Final = tuple(ITEMS_SCHEMA)
+_INTERACTION_COLUMNS: Final = (*tuple(INTERACTIONS_SCHEMA), _QUANTITY)
+_USER_COLUMNS: Final = tuple(USERS_SCHEMA)
+_REQUIRED_ITEM_COLUMNS: Final = (Columns.ITEM, Columns.TITLE)
+_REQUIRED_INTERACTION_COLUMNS: Final = (Columns.USER, Columns.ITEM, Columns.TIMESTAMP)
+_REQUIRED_USER_COLUMNS: Final = (Columns.USER, Columns.TEXT)
+_CSV_TEXT_COLUMNS: Final = (
+    Columns.USER,
+    Columns.ITEM,
+    Columns.TITLE,
+    Columns.DESCRIPTION,
+    Columns.CATEGORY,
+    Columns.BRAND,
+    Columns.EVENT,
+    Columns.TEXT,
+)
+
+_IN_STOCK_WORDS: Final = {
+    "true": True,
+    "1": True,
+    "yes": True,
+    "false": False,
+    "0": False,
+    "no": False,
+}
+
+# ISO 8601 layouts accepted for text timestamps, after "T" became " " and "Z" became "+00:00".
+# Explicit formats (no inference) so that "05/01/2024" is never guessed as day- or month-first.
+_ISO_NAIVE: Final = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+_ISO_AWARE: Final = ("%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M%#z")
+_ISO_EXAMPLE: Final = "'2024-01-05 14:30:00' or '2024-01-05T14:30:00+01:00'"
+
+
+@dataclass(frozen=True, eq=False)
+class RetailerData:
+    """One retailer's validated, normalised tables.
+
+    Build it with :meth:`load` (a folder) or :meth:`from_frames` (in-memory frames); both check the
+    data contract once and normalise dtypes, so everything downstream can trust these frames.
+
+    Attributes
+    ----------
+    name : str
+        The retailer's name (the folder's name by default).
+    items : polars.DataFrame
+        The catalogue in file order, with the columns and dtypes of ``ITEMS_SCHEMA``.
+    interactions : polars.DataFrame
+        ``INTERACTIONS_SCHEMA``, sorted by ``(user_id, timestamp)``; ties keep file order.
+    users : polars.DataFrame or None
+        ``USERS_SCHEMA`` (one row per customer with text), or None without a users table.
+
+    Examples
+    --------
+    >>> shop = RetailerData.load("shops/trailhead_market")  # doctest: +SKIP
+    >>> shop.n_items, shop.n_users, shop.n_interactions  # doctest: +SKIP
+    (240, 90, 410)
+    """
+
+    name: str
+    items: pl.DataFrame
+    interactions: pl.DataFrame
+    users: pl.DataFrame | None = None
+
+    def __post_init__(self) -> None:
+        # Cheap guard against building the class directly from raw frames, which would skip the
+        # checks that everything downstream relies on.
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise SchemaError(
+                f"RetailerData: name must be a non-empty string, got {self.name!r}. "
+                "Pass name='my_shop'."
+            )
+        expected = [
+            ("items", self.items, ITEMS_SCHEMA),
+            ("interactions", self.interactions, INTERACTIONS_SCHEMA),
+        ]
+        if self.users is not None:
+            expected.append(("users", self.users, USERS_SCHEMA))
+        for label, frame, schema in expected:
+            if not isinstance(frame, pl.DataFrame) or frame.schema != schema:
+                raise SchemaError(
+                    f"RetailerData: {label} is not normalised (expected columns {dict(schema)}). "
+                    "Build it with RetailerData.load(folder) or RetailerData.from_frames(...)."
+                )
+
+    def __repr__(self) -> str:
+        users = "None" if self.users is None else f"<{self.users.height} rows>"
+        return (
+            f"RetailerData(name={self.name!r}, n_items={self.n_items}, n_users={self.n_users}, "
+            f"n_interactions={self.n_interactions}, users={users})"
+        )
+
+    @property
+    def n_items(self) -> int:
+        """Number of products in the catalogue.
+
+        Examples
+        --------
+        >>> shop.n_items  # doctest: +SKIP
+        240
+        """
+        return self.items.height
+
+    @property
+    def n_users(self) -> int:
+        """Number of distinct customers in the interactions (text-only customers not counted).
+
+        Examples
+        --------
+        >>> shop.n_users  # doctest: +SKIP
+        90
+        """
+        return self.interactions[Columns.USER].n_unique()
+
+    @property
+    def n_interactions(self) -> int:
+        """Number of interaction rows.
+
+        Examples
+        --------
+        >>> shop.n_interactions  # doctest: +SKIP
+        410
+        """
+        return self.interactions.height
+
+    @classmethod
+    def load(cls, folder: str | Path, *, name: str | None = None) -> RetailerData:
+        """Read and validate a retailer folder.
+
+        The folder holds ``items.parquet`` or ``items.csv``, ``interactions.parquet`` or
+        ``interactions.csv``, and optionally ``users.parquet`` or ``users.csv``. The items are
+        read and checked before the interactions. CSV files are read with their id and text
+        columns as strings, so ``"007"`` stays ``"007"``.
+
+        Parameters
+        ----------
+        folder : str or Path
+            The retailer's folder.
+        name : str, optional
+            The retailer's name; defaults to the folder's name.
+
+        Returns
+        -------
+        RetailerData
+            The normalised tables.
+
+        Raises
+        ------
+        SchemaError
+            When the folder or a required file is missing or unreadable, or a table breaks the
+            data contract (the message names the file, the column, the values and the fix).
+
+        Examples
+        --------
+        >>> shop = RetailerData.load("shops/trailhead_market")  # doctest: +SKIP
+        >>> shop.name  # doctest: +SKIP
+        'trailhead_market'
+        """
+        path = Path(folder)
+        if not path.exists():
+            raise SchemaError(
+                f"{path}: retailer folder not found. Pass the folder that holds items.parquet "
+                "(or .csv) and interactions.parquet (or .csv)."
+            )
+        if not path.is_dir():
+            raise SchemaError(
+                f"{path}: is a file, not a retailer folder. Pass the folder that holds "
+                "items.parquet (or .csv) and interactions.parquet (or .csv)."
+            )
+        items_file = _require_file(path, "items")
+        items_frame, items_label = _read_table(items_file, _ITEM_COLUMNS, _REQUIRED_ITEM_COLUMNS)
+        items = _normalise_items(items_frame, items_label)
+        interactions_file = _require_file(path, "interactions")
+        interactions_frame, interactions_label = _read_table(
+            interactions_file, _INTERACTION_COLUMNS, _REQUIRED_INTERACTION_COLUMNS
+        )
+        interactions = _normalise_interactions(
+            interactions_frame, interactions_label, items=items, items_label=items_label
+        )
+        users_file = _find_file(path, "users")
+        users = None
+        if users_file is not None:
+            users = _normalise_users(
+                *_read_table(users_file, _USER_COLUMNS, _REQUIRED_USER_COLUMNS)
+            )
+        return cls(name or path.name or path.resolve().name, items, interactions, users)
+
+    @classmethod
+    def from_frames(
+        cls,
+        items: pl.DataFrame,
+        interactions: pl.DataFrame,
+        users: pl.DataFrame | None = None,
+        *,
+        name: str,
+    ) -> RetailerData:
+        """Validate in-memory frames (e.g. from a retailer's backend) with the folder's rules.
+
+        Parameters
+        ----------
+        items : polars.DataFrame
+            The catalogue: ``item_id``, ``title`` and optional item columns.
+        interactions : polars.DataFrame
+            ``user_id``, ``item_id``, ``timestamp`` and optional ``weight``/``quantity``,
+            ``event``; other columns are dropped. Zero rows is allowed (a new shop).
+        users : polars.DataFrame, optional
+            ``user_id``, ``text``.
+        name : str
+            The retailer's name.
+
+        Returns
+        -------
+        RetailerData
+            The normalised tables.
+
+        Raises
+        ------
+        SchemaError
+            When a frame breaks the data contract; messages call the tables ``items``,
+            ``interactions`` and ``users``.
+
+        Examples
+        --------
+        >>> import polars as pl
+        >>> shop = RetailerData.from_frames(
+        ...     pl.DataFrame(
+        ...         {"item_id": [1, 2], "title": ["Tent", "Stove"], "in_stock": ["yes", "no"]}
+        ...     ),
+        ...     pl.DataFrame({"user_id": ["u1"], "item_id": ["2"], "timestamp": [1_700_000_000]}),
+        ...     name="demo",
+        ... )
+        >>> shop.items[Columns.IN_STOCK].to_list()
+        [True, False]
+        """
+        normalised_items = _normalise_items(items, "items")
+        normalised_interactions = _normalise_interactions(
+            interactions, "interactions", items=normalised_items, items_label="items"
+        )
+        normalised_users = None if users is None else _normalise_users(users, "users")
+        return cls(name, normalised_items, normalised_interactions, normalised_users)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading files
+
+
+def _find_file(folder: Path, stem: str) -> Path | None:
+    """The one ``stem.parquet`` or ``stem.csv`` in ``folder``, or None."""
+    found = [folder / f"{stem}{suffix}" for suffix in _FORMATS]
+    found = [p for p in found if p.is_file()]
+    if len(found) > 1:
+        raise SchemaError(
+            f"{folder}: found both {found[0].name} and {found[1].name}. Keep only one of them."
+        )
+    return found[0] if found else None
+
+
+def _require_file(folder: Path, stem: str) -> Path:
+    """Like :func:`_find_file`, for a table the contract requires."""
+    path = _find_file(folder, stem)
+    if path is None:
+        accepted = " or ".join(f"{stem}{suffix}" for suffix in _FORMATS)
+        present = sorted(p.name for p in folder.iterdir())
+        listing = f"files present: {_examples(present)}" if present else "the folder is empty"
+        raise SchemaError(
+            f"{folder}: no {stem} file; expected {accepted} ({listing}). "
+            f"Save the {stem} table under one of those names."
+        )
+    return path
+
+
+def _scan(path: Path) -> pl.LazyFrame:
+    if path.suffix == ".csv":
+        return pl.scan_csv(
+            path,
+            infer_schema_length=10_000,
+            schema_overrides=dict.fromkeys(_CSV_TEXT_COLUMNS, pl.String),
+        )
+    return pl.scan_parquet(path)
+
+
+def _read_table(
+    path: Path, wanted: Sequence[str], required_columns: Sequence[str]
+) -> tuple[pl.DataFrame, str]:
+    """Read the contract's columns of one table; returns the frame and the file name."""
+    label = path.name
+    kind = "CSV" if path.suffix == ".csv" else "Parquet"
+    try:
+        lazy = _scan(path)
+        present = list(lazy.collect_schema())
+        # Check before selecting so that the message lists every column of the file.
+        _require_columns(present, label, required_columns)
+        frame = lazy.select([c for c in wanted if c in present]).collect()
+    except SchemaError:  # ours (a ValueError too): pass it on unchanged
+        raise
+    except (pl.exceptions.PolarsError, OSError, ValueError, pl.exceptions.PanicException) as err:
+        detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise SchemaError(
+            f"{label}: could not be read as a {kind} file ({detail}). "
+            f"Re-export it as {kind} (UTF-8 for CSV) or check that the file is not damaged."
+        ) from err
+    return frame, label
+
+
+# ----------------------------------------------------------------------------------------------
+# Formatting messages
+
+
+def _examples(values: Sequence[object]) -> str:
+    """Up to five values, shown with ``repr``."""
+    shown = ", ".join(repr(v) for v in values[:_MAX_EXAMPLES])
+    return shown + (", ..." if len(values) > _MAX_EXAMPLES else "")
+
+
+def _located(values: pl.Series, mask: pl.Series) -> str:
+    """Up to five ``value at data row n`` examples where ``mask`` holds."""
+    rows = mask.arg_true().head(_MAX_EXAMPLES).to_list()
+    return ", ".join(f"{values[r]!r} at data row {r + 1}" for r in rows)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+# ----------------------------------------------------------------------------------------------
+# Column checks
+
+
+def _require_frame(frame: object, label: str) -> pl.DataFrame:
+    if not isinstance(frame, pl.DataFrame):
+        hint = (
+            " (convert with pl.from_pandas)" if type(frame).__module__.startswith("pandas") else ""
+        )
+        raise SchemaError(
+            f"{label}: expected a polars DataFrame, got {type(frame).__name__}. "
+            f"Pass a polars.DataFrame{hint}."
+        )
+    return frame
+
+
+def _require_columns(present: Sequence[str], label: str, required: Sequence[str]) -> None:
+    missing = [c for c in required if c not in present]
+    if not missing:
+        return
+    column = missing[0]
+    near = [c for c in present if c.strip().lower() == column]
+    hint = f"Rename {near[0]!r} to {column!r}." if near else f"Add a {column!r} column."
+    raise SchemaError(
+        f"{label}: required column {column!r} is missing; columns present: {list(present)}. {hint}"
+    )
+
+
+def _is_text(dtype: pl.DataType) -> bool:
+    return dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)
+
+
+def _wrong_type(label: str, column: str, values: pl.Series, expected: str, fix: str) -> SchemaError:
+    examples = _examples(values.drop_nulls().unique(maintain_order=True).to_list())
+    return SchemaError(
+        f"{label}: column {column!r} holds {values.dtype} values (e.g. {examples}) but must "
+        f"hold {expected}. {fix}"
+    )
+
+
+def _id_column(frame: pl.DataFrame, label: str, column: str) -> pl.Series:
+    """Ids as stripped, non-empty strings; integer ids become their decimal text."""
+    raw = frame.get_column(column)
+    dtype = raw.dtype
+    if dtype == pl.Null or _is_text(dtype):
+        ids = raw.cast(pl.String).str.strip_chars()
+    elif dtype.is_integer():
+        ids = raw.cast(pl.String)
+    else:
+        raise _wrong_type(
+            label,
+            column,
+            raw,
+            "text ids",
+            f"Store {column} as strings (float or boolean ids lose their meaning), e.g. "
+            f"pl.col({column!r}).cast(pl.String) before saving.",
+        )
+    bad = ids.is_null() | (ids == "")
+    if bad.any():
+        shown = raw.cast(pl.String) if dtype != pl.Null else raw
+        raise SchemaError(
+            f"{label}: column {column!r} has {_plural(int(bad.sum()), 'null or empty value')}, "
+            f"e.g. {_located(shown, bad)}. Every row needs an id; fill them in or drop those rows."
+        )
+    return ids.alias(column)
+
+
+def _require_unique(ids: pl.Series, label: str, column: str, what: str) -> None:
+    repeated = ids.filter(ids.is_duplicated()).unique(maintain_order=True)
+    if repeated.len():
+        raise SchemaError(
+            f"{label}: column {column!r} has {_plural(repeated.len(), 'id')} on more than one row, "
+            f"e.g. {_examples(repeated.to_list())}. Keep one row per {what} "
+            "(merge or drop the repeats)."
+        )
+
+
+def _text_column(frame: pl.DataFrame, label: str, column: str) -> pl.Series:
+    """Text as Utf8 (nulls kept, all null when the column is absent); integers become text."""
+    if column not in frame.columns:
+        return pl.Series(column, [None] * frame.height, dtype=pl.String)
+    raw = frame.get_column(column)
+    if raw.dtype == pl.Null or _is_text(raw.dtype) or raw.dtype.is_integer():
+        return raw.cast(pl.String).alias(column)
+    raise _wrong_type(
+        label, column, raw, "text", f"Store {column} as strings (Utf8) before saving."
+    )
+
+
+def _numeric_column(frame: pl.DataFrame, label: str, column: str, what: str) -> pl.Series:
+    """A non-negative, finite Float64 column (nulls kept)."""
+    raw = frame.get_column(column)
+    if not (raw.dtype == pl.Null or raw.dtype.is_numeric()):
+        raise _wrong_type(
+            label, column, raw, f"numbers ({what})", f"Store {column} as a numeric column."
+        )
+    values = raw.cast(pl.Float64, strict=False)
+    bad = (values.is_nan() | values.is_infinite() | (values < 0)).fill_null(False)
+    if bad.any():
+        raise SchemaError(
+            f"{label}: column {column!r} has "
+            f"{_plural(int(bad.sum()), 'NaN, infinite or negative value')}, "
+            f"e.g. {_located(values, bad)}. {what.capitalize()} must be finite and >= 0; "
+            "fix or drop those rows."
+        )
+    return values.alias(column)
+
+
+def _in_stock_column(frame: pl.DataFrame, label: str) -> pl.Series:
+    """Booleans from bool, 0/1 or yes/no/true/false text; null (or no column) means in stock."""
+    column = Columns.IN_STOCK
+    if column not in frame.columns:
+        return pl.Series(column, [True] * frame.height, dtype=pl.Boolean)
+    raw = frame.get_column(column)
+    dtype = raw.dtype
+    if dtype == pl.Null or dtype == pl.Boolean:
+        flags = raw.cast(pl.Boolean)
+    elif dtype.is_integer():
+        flags = raw.replace_strict({0: False, 1: True}, default=None, return_dtype=pl.Boolean)
+    elif _is_text(dtype):
+        words = raw.cast(pl.String).str.strip_chars().str.to_lowercase()
+        flags = words.replace_strict(_IN_STOCK_WORDS, default=None, return_dtype=pl.Boolean)
+    else:
+        raise _wrong_type(
+            label, column, raw, "booleans", "Store in_stock as true/false (or 1/0, yes/no)."
+        )
+    bad = raw.is_not_null() & flags.is_null()
+    if bad.any():
+        raise SchemaError(
+            f"{label}: column {column!r} has {_plural(int(bad.sum()), 'unrecognised value')}, "
+            f"e.g. {_located(raw, bad)}. Use true/false, 1/0 or yes/no (empty means in stock)."
+        )
+    return flags.fill_null(True).alias(column)
+
+
+def _parse_iso(text: pl.Series) -> pl.Series:
+    """Epoch seconds from ISO 8601 text (naive times are UTC); null where it does not parse."""
+    cleaned = (
+        text.str.strip_chars()
+        .str.replace(r"^(\d{4}-\d{2}-\d{2})[Tt]", "$1 ")
+        .str.replace(r"[Zz]$", "+00:00")
+    )
+    col = pl.col(Columns.TIMESTAMP)
+    parsed = [col.str.to_datetime(f, strict=False).dt.epoch("s") for f in _ISO_NAIVE]
+    parsed += [
+        col.str.to_datetime(f, strict=False, time_zone="UTC").dt.epoch("s") for f in _ISO_AWARE
+    ]
+    frame = pl.DataFrame({Columns.TIMESTAMP: cleaned})
+    return frame.select(pl.coalesce(parsed).alias(Columns.TIMESTAMP)).to_series()
+
+
+def _timestamp_column(frame: pl.DataFrame, label: str) -> pl.Series:
+    """Unix seconds as Int64 from integers, integral floats, dates, datetimes or ISO text."""
+    column = Columns.TIMESTAMP
+    raw = frame.get_column(column)
+    dtype = raw.dtype
+    fix = f"Store unix seconds (integers), datetimes, or ISO 8601 text such as {_ISO_EXAMPLE}."
+    if _is_text(dtype):
+        seconds = _parse_iso(raw.cast(pl.String))
+        unparsed = raw.is_not_null() & seconds.is_null()
+        if unparsed.any():
+            raise SchemaError(
+                f"{label}: column {column!r} has "
+                f"{_plural(int(unparsed.sum()), 'value')} not in ISO 8601 date or time form, "
+                f"e.g. {_located(raw.cast(pl.String), unparsed)}. {fix}"
+            )
+    elif isinstance(dtype, pl.Datetime) or dtype == pl.Date:
+        seconds = raw.dt.epoch("s")
+    elif dtype == pl.Null or dtype.is_integer():
+        seconds = raw.cast(pl.Int64, strict=False)
+        too_large = raw.is_not_null() & seconds.is_null()
+        if too_large.any():
+            raise SchemaError(
+                f"{label}: column {column!r} has values too large for unix seconds, e.g. "
+                f"{_located(raw, too_large)}. {fix}"
+            )
+    elif dtype.is_float():
+        floats = raw.cast(pl.Float64)
+        seconds = floats.cast(pl.Int64, strict=False)
+        fractional = (
+            floats.is_nan() | floats.is_infinite() | (floats != floats.floor()) | seconds.is_null()
+        ) & floats.is_not_null()
+        if fractional.any():
+            raise SchemaError(
+                f"{label}: column {column!r} has "
+                f"{_plural(int(fractional.sum()), 'value')} not in whole seconds, "
+                f"e.g. {_located(floats, fractional)}. {fix}"
+            )
+    else:
+        raise _wrong_type(label, column, raw, "unix seconds, dates or datetimes", fix)
+    missing = seconds.is_null()
+    if missing.any():
+        raise SchemaError(
+            f"{label}: column {column!r} has {_plural(int(missing.sum()), 'null value')}, "
+            f"e.g. {_located(raw, missing)}. Every interaction needs a time; fill them in or drop "
+            "those rows."
+        )
+    negative = seconds < 0
+    if negative.any():
+        raise SchemaError(
+            f"{label}: column {column!r} has "
+            f"{_plural(int(negative.sum()), 'negative value')} (before 1970), "
+            f"e.g. {_located(raw, negative)}. {fix}"
+        )
+    return seconds.alias(column)
+
+
+def _weight_column(frame: pl.DataFrame, label: str) -> pl.Series:
+    """Weights from ``weight``, else ``quantity``, else 1.0; nulls become 1.0."""
+    for source, what in ((Columns.WEIGHT, "weights"), (_QUANTITY, "quantities")):
+        if source in frame.columns:
+            values = _numeric_column(frame, label, source, what)
+            return values.fill_null(1.0).alias(Columns.WEIGHT)
+    return pl.Series(Columns.WEIGHT, [1.0] * frame.height, dtype=pl.Float64)
+
+
+def _require_known_items(
+    interactions: pl.DataFrame, label: str, items: pl.DataFrame, items_label: str
+) -> None:
+    unknown_rows = interactions.select(Columns.ITEM).join(
+        items.select(Columns.ITEM), on=Columns.ITEM, how="anti"
+    )
+    if unknown_rows.height == 0:
+        return
+    unknown = unknown_rows[Columns.ITEM].unique(maintain_order=True)
+    raise SchemaError(
+        f"{label}: column {Columns.ITEM!r} names {_plural(unknown.len(), 'item')} not in "
+        f"{items_label} ({_plural(unknown_rows.height, 'row')}), "
+        f"e.g. {_examples(unknown.to_list())}. "
+        f"Add them to {items_label} or drop those rows."
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Tables
+
+
+def _normalise_items(frame: pl.DataFrame, label: str) -> pl.DataFrame:
+    frame = _require_frame(frame, label)
+    _require_columns(frame.columns, label, _REQUIRED_ITEM_COLUMNS)
+    if frame.height == 0:
+        raise SchemaError(
+            f"{label}: the catalogue is empty (column {Columns.ITEM!r} has no rows). "
+            "Add at least one product."
+        )
+    item_ids = _id_column(frame, label, Columns.ITEM)
+    _require_unique(item_ids, label, Columns.ITEM, "item")
+    title = _text_column(frame, label, Columns.TITLE)
+    untitled = title.is_null()
+    if untitled.any():
+        raise SchemaError(
+            f"{label}: column {Columns.TITLE!r} has {_plural(int(untitled.sum()), 'null value')}, "
+            f"e.g. {_located(title, untitled)} "
+            f"(items {_examples(item_ids.filter(untitled).to_list())}). "
+            "Give every item a title (its name as customers see it)."
+        )
+    price = (
+        _numeric_column(frame, label, Columns.PRICE, "prices")
+        if Columns.PRICE in frame.columns
+        else pl.Series(Columns.PRICE, [None] * frame.height, dtype=pl.Float64)
+    )
+    return pl.DataFrame(
+        [
+            item_ids,
+            title,
+            _text_column(frame, label, Columns.DESCRIPTION),
+            _text_column(frame, label, Columns.CATEGORY),
+            _text_column(frame, label, Columns.BRAND),
+            price,
+            _in_stock_column(frame, label),
+        ]
+    )
+
+
+def _normalise_interactions(
+    frame: pl.DataFrame, label: str, *, items: pl.DataFrame, items_label: str
+) -> pl.DataFrame:
+    frame = _require_frame(frame, label)
+    _require_columns(frame.columns, label, _REQUIRED_INTERACTION_COLUMNS)
+    user_ids = _id_column(frame, label, Columns.USER)
+    item_ids = _id_column(frame, label, Columns.ITEM)
+    timestamps = _timestamp_column(frame, label)
+    weights = _weight_column(frame, label)
+    events = _text_column(frame, label, Columns.EVENT).str.strip_chars().str.to_lowercase()
+    normalised = pl.DataFrame([user_ids, item_ids, timestamps, weights, events])
+    _require_known_items(normalised, label, items, items_label)
+    # Stable: ties (day-resolution or position-only timestamps) keep the file's order.
+    return normalised.sort([Columns.USER, Columns.TIMESTAMP], maintain_order=True)
+
+
+def _normalise_users(frame: pl.DataFrame, label: str) -> pl.DataFrame:
+    frame = _require_frame(frame, label)
+    _require_columns(frame.columns, label, _REQUIRED_USER_COLUMNS)
+    user_ids = _id_column(frame, label, Columns.USER)
+    _require_unique(user_ids, label, Columns.USER, "customer")
+    text = _text_column(frame, label, Columns.TEXT).fill_null("")
+    return pl.DataFrame([user_ids, text])

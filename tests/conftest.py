@@ -1,0 +1,146 @@
+"""Shared fixtures: a tiny planted-signal shop builder, the bundled sample data, a fast encoder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from rectransfer.encoder import HashingEncoder
+
+from rectransfer.schema import RetailerData
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DATA = ROOT / "sample_data"
+SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
+
+# Kinds of product that follow each other at every planted shop, by domain.
+CHAINS = {
+    "camping": ["tent", "sleeping bag", "sleeping pad", "camp stove"],
+    "coffee": ["espresso machine", "burr grinder", "coffee beans", "milk frother"],
+    "running": ["trail shoes", "running socks", "hydration vest", "gps watch"],
+    "baking": ["stand mixer", "baking sheet", "cooling rack", "piping bags"],
+}
+TASTE_WORDS = {
+    "camping": "weekend backpacking trips outdoors",
+    "coffee": "morning espresso ritual barista",
+    "running": "marathon training trail runs",
+    "baking": "homemade bread cakes oven",
+}
+
+
+def make_shop(
+    name: str,
+    *,
+    seed: int,
+    n_users: int = 120,
+    variants: int = 3,
+    new_items: int = 0,
+    text_only_users: int = 0,
+) -> RetailerData:
+    """A small shop with planted behaviour that a correct model must pick up.
+
+    Every customer has one domain; their sequence walks that domain's chain (tent -> sleeping bag
+    -> ...), so the next item is the next kind of the last one. Customer text names the domain's
+    taste words (which also appear in the product descriptions).
+    """
+    rng = np.random.default_rng(seed)
+    prefix = name[:2].upper()
+    items: list[dict[str, object]] = []
+    by_kind: dict[str, list[str]] = {}
+    for domain, kinds in CHAINS.items():
+        for kind in kinds:
+            for v in range(variants):
+                item_id = f"{prefix}-{len(items):04d}"
+                by_kind.setdefault(kind, []).append(item_id)
+                items.append(
+                    {
+                        "item_id": item_id,
+                        "title": f"{kind} model {v + 1}",
+                        "description": f"great for {TASTE_WORDS[domain]}",
+                        "category": domain,
+                        "brand": f"brand{v}",
+                        "price": float(10 + 5 * v),
+                        "in_stock": True,
+                    }
+                )
+    for j in range(new_items):
+        items.append(
+            {
+                "item_id": f"{prefix}-NEW{j}",
+                "title": f"tent new edition {j}",
+                "description": f"great for {TASTE_WORDS['camping']}",
+                "category": "camping",
+                "brand": "brandnew",
+                "price": 99.0,
+                "in_stock": True,
+            }
+        )
+    rows: list[dict[str, object]] = []
+    users: list[dict[str, str]] = []
+    domains = list(CHAINS)
+    for u in range(n_users):
+        user_id = f"{prefix}-u{u:04d}"
+        domain = domains[u % len(domains)]
+        chain = CHAINS[domain]
+        start = int(rng.integers(0, 2))
+        length = int(rng.integers(2, len(chain) - start + 1))
+        t = 1_700_000_000 + int(rng.integers(0, 10_000))
+        for step in range(length):
+            kind = chain[start + step]
+            choice = by_kind[kind][int(rng.integers(0, variants))]
+            t += int(rng.integers(60, 86_400))
+            rows.append({"user_id": user_id, "item_id": choice, "timestamp": t})
+        users.append({"user_id": user_id, "text": f"I love {TASTE_WORDS[domain]}"})
+    for j in range(text_only_users):
+        users.append({"user_id": f"{prefix}-cold{j}", "text": f"I love {TASTE_WORDS['coffee']}"})
+    return RetailerData.from_frames(
+        pl.DataFrame(items), pl.DataFrame(rows), pl.DataFrame(users), name=name
+    )
+
+
+@pytest.fixture(scope="session")
+def encoder() -> HashingEncoder:
+    return HashingEncoder(64)
+
+
+@pytest.fixture(scope="session")
+def sources() -> list[RetailerData]:
+    return [make_shop(f"source{i}", seed=i, n_users=160) for i in range(3)]
+
+
+@pytest.fixture(scope="session")
+def target() -> RetailerData:
+    return make_shop("target", seed=42, n_users=90, new_items=2, text_only_users=3)
+
+
+@pytest.fixture(scope="session")
+def broad(sources: list[RetailerData], encoder: HashingEncoder):  # type: ignore[no-untyped-def]
+    import rectransfer as rt
+
+    return rt.pretrain(sources, encoder=encoder, random_state=0)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep every test's embedding cache out of the user's home."""
+    previous = os.environ.get("RECTRANSFER_CACHE_DIR")
+    os.environ["RECTRANSFER_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "cache")
+    yield
+    if previous is None:
+        os.environ.pop("RECTRANSFER_CACHE_DIR", None)
+    else:
+        os.environ["RECTRANSFER_CACHE_DIR"] = previous
+
+
+def write_shop(data: RetailerData, folder: Path) -> Path:
+    """Write a shop in the data contract's folder layout."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data.items.write_parquet(folder / "items.parquet")
+    data.interactions.write_parquet(folder / "interactions.parquet")
+    if data.users is not None:
+        data.users.write_parquet(folder / "users.parquet")
+    return folder

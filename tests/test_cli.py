@@ -1,0 +1,171 @@
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+
+from rectransfer.cli import main
+
+from .conftest import make_shop, write_shop
+
+
+@pytest.fixture(scope="module")
+def shops(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shops")
+    sources = [
+        write_shop(make_shop(f"src{i}", seed=i, n_users=80), root / f"src{i}") for i in range(2)
+    ]
+    target = write_shop(make_shop("tgt", seed=9, n_users=40), root / "tgt")
+    return sources, target
+
+
+def test_pretrain_adapt_recommend(shops, tmp_path, capsys):
+    sources, target = shops
+    broad = tmp_path / "broad"
+    assert (
+        main(
+            [
+                "pretrain",
+                "--sources",
+                *map(str, sources),
+                "--out",
+                str(broad),
+                "--encoder",
+                "hashing",
+            ]
+        )
+        == 0
+    )
+    assert (broad / "config.json").is_file()
+    adapted = tmp_path / "adapted"
+    code = main(
+        [
+            "adapt",
+            "--base",
+            str(broad),
+            "--retailer",
+            str(target),
+            "--out",
+            str(adapted),
+            "--encoder",
+            "hashing",
+            "--name",
+            "shop-x",
+        ]
+    )
+    assert code == 0
+    assert "decision:" in capsys.readouterr().out
+    exports = tmp_path / "exports"
+    code = main(
+        [
+            "recommend",
+            "--model",
+            str(adapted),
+            "--retailer",
+            str(target),
+            "--out",
+            str(exports),
+            "--k",
+            "4",
+            "--run-date",
+            "2026-11-23",
+            "--name",
+            "shop-x",
+            "--encoder",
+            "hashing",
+        ]
+    )
+    assert code == 0
+    frame = pl.read_parquet(exports / "retailer=shop-x" / "run_date=2026-11-23" / "part-0.parquet")
+    assert frame["rank"].max() == 4
+    assert frame["retailer"].unique().to_list() == ["shop-x"]
+
+
+def test_bad_input_exits_2_with_one_line(shops, tmp_path, capsys):
+    sources, _ = shops
+    empty = tmp_path / "empty_shop"
+    empty.mkdir()
+    code = main(
+        [
+            "pretrain",
+            "--sources",
+            str(sources[0]),
+            str(empty),
+            "--out",
+            str(tmp_path / "m"),
+            "--encoder",
+            "hashing",
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rectransfer: error:") and err.count("\n") == 1
+    assert "items" in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_model_from_another_encoder_exits_2(shops, tmp_path, capsys):
+    sources, target = shops
+    broad = tmp_path / "broad"
+    assert (
+        main(
+            [
+                "pretrain",
+                "--sources",
+                *map(str, sources),
+                "--out",
+                str(broad),
+                "--encoder",
+                "hashing:32",
+            ]
+        )
+        == 0
+    )
+    code = main(
+        [
+            "adapt",
+            "--base",
+            str(broad),
+            "--retailer",
+            str(target),
+            "--out",
+            str(tmp_path / "a"),
+            "--encoder",
+            "hashing:64",
+        ]
+    )
+    assert code == 2
+    assert "encoder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["pretrain", "adapt", "recommend", "demo"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: rectransfer" in capsys.readouterr().out
+
+
+def test_console_process_reports_errors_without_traceback(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rectransfer.cli",
+            "recommend",
+            "--model",
+            str(tmp_path / "none"),
+            "--retailer",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "x"),
+            "--encoder",
+            "hashing",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("rectransfer: error:")

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+import rectransfer as rt
+from rectransfer.adapt import adapt
+from rectransfer.evaluation import ndcg_at, target_ranks
+from rectransfer.features import CandidateConfig
+from rectransfer.prepare import prepare
+from rectransfer.training_data import labelled_rows
+
+from .conftest import make_shop
+
+
+def test_broad_model_learns_the_planted_sequences_on_an_unseen_shop(broad, encoder):
+    # a shop it never saw: different ids, same behaviour
+    unseen = prepare(make_shop("unseen", seed=99, n_users=80), encoder)
+    rows = labelled_rows(unseen, range(1), config=CandidateConfig())
+    ranks = target_ranks(
+        rows.group, rows.rows.label, broad.score(rows.rows.features), rows.n_groups
+    )
+    popularity_like = target_ranks(
+        rows.group,
+        rows.rows.label,
+        rows.rows.features[:, rt.FEATURE_NAMES.index("pop_pct")].astype(np.float64),
+        rows.n_groups,
+    )
+    assert ndcg_at(ranks, 10) > 0.3
+    assert ndcg_at(ranks, 10) > 2 * ndcg_at(popularity_like, 10)
+
+
+def test_broad_config_records_what_it_was_trained_on(broad, sources):
+    assert broad.kind == "broad"
+    assert broad.config.trained_on == [s.name for s in sources]
+    assert broad.config.encoder.dim == 64
+    assert broad.config.feature_names == list(rt.FEATURE_NAMES)
+    assert broad.config.rounds["broad"] >= 1
+
+
+def test_adapt_reports_all_figures_and_ships_the_best(broad, target):
+    model = adapt(broad, target, random_state=0)
+    guard = model.guard
+    assert guard is not None
+    assert set(guard.ndcg) == {"popularity", "broad", "local", "adapted"}
+    assert guard.validation_customers == 90
+    shipped = guard.decision
+    adapted, broad_ndcg, local = guard.ndcg["adapted"], guard.ndcg["broad"], guard.ndcg["local"]
+    if shipped == "adapted":
+        assert adapted > broad_ndcg and adapted > local
+    else:
+        assert not (adapted > broad_ndcg and adapted > local)
+        assert guard.ndcg[shipped] == max(broad_ndcg, local)
+    assert model.kind == shipped
+    assert model.config.retailer == "target"
+    assert model.config.base_model_version == broad.model_version
+    assert guard.ndcg[shipped] > guard.ndcg["popularity"]
+
+
+def test_adapt_falls_back_when_too_few_customers(broad):
+    tiny = make_shop("tiny", seed=5, n_users=8)
+    model = adapt(broad, tiny)
+    assert model.kind == "broad"
+    assert model.guard is not None and "too little data" in model.guard.reason
+    assert model.model_version == broad.model_version
+
+
+def test_adapt_refuses_a_shop_without_returning_customers(broad):
+    shop = make_shop("once", seed=1, n_users=10)
+    first = shop.interactions.group_by("user_id").head(1)
+    once = rt.RetailerData.from_frames(shop.items, first, name="once")
+    with pytest.raises(rt.SchemaError, match="two or more interactions"):
+        adapt(broad, once)
+
+
+def test_pretraining_is_deterministic(sources, encoder, broad):
+    again = rt.pretrain(sources, encoder=encoder, random_state=0)
+    assert again.model_version == broad.model_version
