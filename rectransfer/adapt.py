@@ -16,7 +16,7 @@ from rectransfer.encoder import Encoder
 from rectransfer.errors import ConfigError, SchemaError
 from rectransfer.evaluation import ndcg_at, ndcg_stderr, popularity_ranks, recall_at, target_ranks
 from rectransfer.features import CandidateConfig
-from rectransfer.guard import MIN_VALIDATION_CUSTOMERS, GuardReport, decide
+from rectransfer.guard import MIN_VALIDATION_CUSTOMERS, Choice, GuardReport, decide
 from rectransfer.model import ModelConfig, RecModel, now_iso
 from rectransfer.prepare import PreparedRetailer, prepare
 from rectransfer.pretrain import split_by_customer
@@ -116,13 +116,11 @@ def adapt(
         figures[name] = _figures(ranks)
 
     ndcg = {name: f[0] for name, f in figures.items()}
+    decision: Choice = "broad"
     if too_small:
-        decision, reason = (
-            "broad",
-            (
-                f"too little data to fine-tune and validate ({valid_rows.n_queries} validation "
-                f"customers, need {MIN_VALIDATION_CUSTOMERS}); shipping broad"
-            ),
+        reason = (
+            f"too little data to fine-tune and validate ({valid_rows.n_queries} validation "
+            f"customers, need {MIN_VALIDATION_CUSTOMERS}); shipping broad"
         )
     else:
         decision, reason = decide(ndcg)
@@ -149,7 +147,9 @@ def adapt(
             "random_state": random_state,
         }
     )
-    return RecModel(rankers[decision], config, encoder=encoder)
+    model = RecModel(rankers[decision], config, encoder=encoder)
+    model.reuse_prepared(prepared)  # recommending right after adapting embeds nothing again
+    return model
 
 
 def _figures(ranks: np.ndarray) -> tuple[float, float, float]:

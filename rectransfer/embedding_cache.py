@@ -275,7 +275,7 @@ class EmbeddingCache:
         folder = self._folder(fingerprint)
         try:
             names = os.listdir(folder)
-        except FileNotFoundError:
+        except OSError:  # not created yet, or unreadable: behaves as empty (writes will tell)
             return False
         shards = []
         for name in names:

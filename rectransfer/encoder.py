@@ -695,3 +695,19 @@ def _sentence_transformer(path: Path | None, kwargs: dict[str, Any]) -> Sentence
             f"{sorted(_SENTENCE_TRANSFORMER_OPTIONS)}"
         )
     return SentenceTransformerEncoder(path, **kwargs)
+
+
+def encoder_spec(encoder: Encoder) -> str:
+    """What :func:`load_encoder` takes to build this encoder again (saved in model configs).
+
+    Examples
+    --------
+    >>> encoder_spec(load_encoder("hashing:32", use_cache=False))
+    'hashing:32'
+    """
+    inner = encoder.encoder if isinstance(encoder, CachedEncoder) else encoder
+    if isinstance(inner, HashingEncoder):
+        return f"hashing:{inner.dim}"
+    if isinstance(inner, SentenceTransformerEncoder):
+        return "default" if inner.name == DEFAULT_MODEL_NAME else str(inner.model_path)
+    return inner.name

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from rectransfer.schema import RetailerData
 
 FORMAT_VERSION = 1
-MODEL_TYPE = "rectransfer-ranker"
 
 
 def package_version() -> str:
@@ -56,7 +55,7 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model_type: Literal["rectransfer-ranker"] = MODEL_TYPE
+    model_type: Literal["rectransfer-ranker"] = "rectransfer-ranker"
     format_version: int = FORMAT_VERSION
     package_version: str
     created_at: str
@@ -159,6 +158,14 @@ class RecModel:
     def score(self, features: np.ndarray) -> np.ndarray:
         """Ranker scores of candidate feature rows (columns in ``FEATURE_NAMES`` order)."""
         return predict(self.booster, features)
+
+    def reuse_prepared(self, prepared: PreparedRetailer) -> None:
+        """Keep a retailer already prepared with this model's encoder for the next calls."""
+        if prepared.encoder_fingerprint != self.config.encoder.fingerprint:
+            raise IncompatibleArtifactError(
+                f"{prepared.name!r} was embedded with another encoder than this model's."
+            )
+        self._prepared = prepared
 
     def prepare(self, data: RetailerData) -> PreparedRetailer:
         """Index and embed a retailer once; reused while the same data object is passed."""

@@ -25,7 +25,7 @@ from rectransfer.schema import RetailerData
 from rectransfer.staleness import adaptation_reason
 
 IO_RETRIES = 3
-IO_RETRY_DELAYS = [2, 10, 30]  # seconds: backoff between attempts
+IO_RETRY_DELAYS: list[float] = [2.0, 10.0, 30.0]  # seconds: backoff between attempts
 
 
 def _transient(task: object, task_run: object, state: State) -> bool:

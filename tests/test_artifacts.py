@@ -93,3 +93,10 @@ def test_another_encoder_is_refused(broad, tmp_path):
 def test_missing_directory(tmp_path):
     with pytest.raises(rt.IncompatibleArtifactError, match="no model directory"):
         rt.RecModel.load(tmp_path / "nope")
+
+
+def test_a_loaded_model_rebuilds_its_encoder_from_the_saved_spec(broad, tmp_path):
+    path = broad.save(tmp_path / "model")
+    loaded = rt.RecModel.load(path)  # no encoder given
+    assert loaded.config.encoder.spec == "hashing:64"
+    assert loaded.encoder.fingerprint == broad.config.encoder.fingerprint

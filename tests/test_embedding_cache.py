@@ -142,7 +142,7 @@ def test_bad_shards_are_skipped_with_a_warning_and_deleted(tmp_path, content):
     good = vectors(2)
     EmbeddingCache(tmp_path).put_many(FP, keys_of("a", "b"), good)
     (good_shard,) = shards(tmp_path)
-    bad = good_shard.parent / "shard-9-" f"{'0' * 32}.npz"
+    bad = good_shard.parent / f"shard-9-{'0' * 32}.npz"
     if isinstance(content, bytes):
         bad.write_bytes(content)
     elif content == "truncated":

@@ -1,4 +1,4 @@
-"""Text encoders: the hashing encoder, the cache wrapper, load_encoder, and the real MiniLM (e2e)."""
+"""Text encoders: hashing, the cache wrapper, load_encoder, and the real MiniLM (e2e)."""
 
 from __future__ import annotations
 
@@ -357,7 +357,7 @@ def test_default_cache_dir(monkeypatch, tmp_path):
 def fake_model(folder: Path, weights: bytes = b"weights") -> Path:
     folder.mkdir(parents=True)
     (folder / "modules.json").write_text("[]")
-    (folder / "config.json").write_text(json.dumps({"max_position_embeddings": 128}))
+    (folder / "config.json").write_text(json.dumps({"max_position_embeddings": 512}))
     (folder / "1_Pooling").mkdir()
     (folder / "1_Pooling" / "config.json").write_text("{}")
     (folder / "model.safetensors").write_bytes(weights)
@@ -384,7 +384,7 @@ def test_fingerprint_hashes_the_files_without_loading_the_model(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"batch_size": 0}, {"max_seq_length": -1}, {"max_seq_length": 129}, {"device": ""}],
+    [{"batch_size": 0}, {"max_seq_length": -1}, {"max_seq_length": 513}, {"device": ""}],
 )
 def test_sentence_transformer_bad_options(tmp_path, kwargs):
     with pytest.raises(ConfigError):
