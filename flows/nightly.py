@@ -11,8 +11,8 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, ConfigDict
-from rectransfer.encoder import Encoder
 
+from rectransfer.encoder import Encoder
 from rectransfer.errors import RecTransferError
 from rectransfer.model import RecModel
 from rectransfer.report import RetailerOutcome, markdown_report

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from rectransfer.encoder import HashingEncoder
 
+from rectransfer.encoder import HashingEncoder
 from rectransfer.schema import RetailerData
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -51,7 +51,7 @@ def test_every_customer_gets_k_valid_items_without_what_they_bought(broad, shop)
 def test_the_planted_next_kind_comes_first(broad, shop):
     recs = broad.recommend(shop, k=3)
     titles = dict(shop.items.select("item_id", "title").iter_rows())
-    next_kind = {kind: chain[i + 1] for chain in CHAINS.values() for i, kind in enumerate(chain[:-1])}
+    next_kind = {k: chain[i + 1] for chain in CHAINS.values() for i, k in enumerate(chain[:-1])}
     top = dict(recs.filter(pl.col("rank") == 1).select("user_id", "item_id").iter_rows())
     hits = users = 0
     for (user,), group in shop.interactions.group_by("user_id", maintain_order=True):
