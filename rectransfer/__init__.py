@@ -17,6 +17,7 @@ from rectransfer.adapt import adapt
 from rectransfer.encoder import Encoder, HashingEncoder, SentenceTransformerEncoder, load_encoder
 from rectransfer.errors import (
     ConfigError,
+    DataQualityWarning,
     IncompatibleArtifactError,
     NotFittedError,
     RecTransferError,
@@ -36,6 +37,7 @@ __all__ = [
     "CandidateConfig",
     "Columns",
     "ConfigError",
+    "DataQualityWarning",
     "Encoder",
     "GuardReport",
     "HashingEncoder",

@@ -26,5 +26,9 @@ class IncompatibleArtifactError(RecTransferError):
     """A model directory or cache entry cannot be used (missing, tampered, other version)."""
 
 
+class DataQualityWarning(UserWarning):
+    """Data that is usable but worse than it should be (e.g. products without a title)."""
+
+
 class ConfigError(RecTransferError, ValueError):
     """An option has a value the function cannot use."""

@@ -28,6 +28,7 @@ Examples
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ from typing import Final
 
 import polars as pl
 
-from rectransfer.errors import SchemaError
+from rectransfer.errors import DataQualityWarning, SchemaError
 
 __all__ = [
     "INTERACTIONS_SCHEMA",
@@ -674,12 +675,17 @@ def _normalise_items(frame: pl.DataFrame, label: str) -> pl.DataFrame:
     title = _text_column(frame, label, Columns.TITLE)
     untitled = title.is_null()
     if untitled.any():
-        raise SchemaError(
+        # Real catalogues have the odd product without a title; its other text and its
+        # behaviour still carry it, so this is worth a warning, not a failed run.
+        warnings.warn(
             f"{label}: column {Columns.TITLE!r} has {_plural(int(untitled.sum()), 'null value')}, "
             f"e.g. {_located(title, untitled)} "
-            f"(items {_examples(item_ids.filter(untitled).to_list())}). "
-            "Give every item a title (its name as customers see it)."
+            f"(items {_examples(item_ids.filter(untitled).to_list())}); they are read as empty "
+            "titles. Give every item a title (its name as customers see it).",
+            DataQualityWarning,
+            stacklevel=4,
         )
+        title = title.fill_null("")
     price = (
         _numeric_column(frame, label, Columns.PRICE, "prices")
         if Columns.PRICE in frame.columns

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from polars.testing import assert_frame_equal
 
-from rectransfer.errors import RecTransferError, SchemaError
+from rectransfer.errors import DataQualityWarning, RecTransferError, SchemaError
 from rectransfer.schema import (
     INTERACTIONS_SCHEMA,
     ITEMS_SCHEMA,
@@ -413,11 +413,6 @@ BROKEN = [
         id="items-duplicate-id",
     ),
     pytest.param(
-        {"items": replaced(ITEMS, "title", ["Tent", None, "Mug"])},
-        ["{items}", "'title'", "None at data row 2", "'B2'"],
-        id="items-null-title",
-    ),
-    pytest.param(
         {"items": replaced(ITEMS, "title", [1.5, 2.0, 3.0])},
         ["{items}", "'title'", "1.5", "as strings"],
         id="items-float-title",
@@ -624,10 +619,18 @@ def test_missing_required_file(tmp_path: Path, stem: str) -> None:
         RetailerData.load(folder)
 
 
+def test_null_titles_are_read_as_empty_with_a_warning(tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / "s")
+    write_table(folder, "items", replaced(ITEMS, "title", ["Tent", None, "Mug"]))
+    with pytest.warns(DataQualityWarning, match=r"items\.parquet: column 'title'.*'B2'"):
+        data = RetailerData.load(folder)
+    assert data.items["title"].to_list() == ["Tent", "", "Mug"]
+
+
 def test_items_are_checked_before_interactions(tmp_path: Path) -> None:
     folder = tmp_path / "s"
-    write_table(folder, "items", replaced(ITEMS, "title", [None, "a", "b"]))
-    with pytest.raises(SchemaError, match=r"items\.parquet: column 'title'"):
+    write_table(folder, "items", replaced(ITEMS, "item_id", ["A1", "A1", "C3"]))
+    with pytest.raises(SchemaError, match=r"items\.parquet: column 'item_id'"):
         RetailerData.load(folder)  # no interactions file at all: the items error comes first
 
 
