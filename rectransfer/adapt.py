@@ -10,6 +10,10 @@ Time is split per customer so nothing downstream sees what it predicts:
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
+import lightgbm as lgb
 import numpy as np
 
 from rectransfer.encoder import Encoder
@@ -19,7 +23,7 @@ from rectransfer.features import CandidateConfig
 from rectransfer.guard import MIN_VALIDATION_CUSTOMERS, Choice, GuardReport, decide
 from rectransfer.model import ModelConfig, RecModel, now_iso
 from rectransfer.prepare import PreparedRetailer, prepare
-from rectransfer.pretrain import split_by_customer
+from rectransfer.pretrain import MAX_TRAINING_NEGATIVES, split_by_customer
 from rectransfer.ranker import (
     ADAPT_PARAMS,
     ADAPT_ROUNDS,
@@ -35,35 +39,34 @@ EARLY_STOPPING_SHARE = 0.2
 METRIC_K = 10
 
 
-def adapt(
+@dataclass
+class Adaptation:
+    """Everything one adaptation produced: every ranker, the guard's report, timings."""
+
+    rankers: dict[str, lgb.Booster]  # broad, and (unless too little data) adapted and local
+    report: GuardReport
+    rounds: dict[str, int]
+    fit_seconds: dict[str, float]
+    prepared: PreparedRetailer
+
+
+def fit_adaptation(
     base: RecModel,
-    data: RetailerData,
+    data: RetailerData | PreparedRetailer,
     *,
-    encoder: Encoder | None = None,
     train_cuts: int = 3,
-    max_customers: int | None = 50_000,
+    max_customers: int | None = 10_000,
     random_state: int = 0,
-) -> RecModel:
-    """Fine-tune ``base`` on one retailer and return what the negative-transfer guard ships.
+) -> Adaptation:
+    """Fine-tune ``base`` on one retailer, train the local-only ranker, and run the guard.
 
-    Three rankers are compared on the retailer's validation split: ``broad`` (``base`` as it is),
-    ``adapted`` (continued boosting from ``base``) and ``local`` (the same kind of ranker trained
-    on this retailer alone). The returned model's ``kind`` says which one ships and ``guard`` holds
-    all figures (with popularity for scale) and the reason.
-
-    Examples
-    --------
-    >>> import rectransfer as rt
-    >>> shop = rt.RetailerData.load("shops/trailhead_market")  # doctest: +SKIP
-    >>> model = rt.adapt(rt.RecModel.load("models/broad"), shop)  # doctest: +SKIP
-    >>> print(model.guard.table())  # doctest: +SKIP
+    ``max_customers`` bounds the customers sampled (seeded) per training cut on big shops.
     """
     if train_cuts < 1:
         raise ConfigError(f"train_cuts must be >= 1, got {train_cuts!r}.")
-    if encoder is not None:
-        base.with_encoder(encoder)
-    encoder = base.encoder
-    prepared = prepare(data, encoder)
+    prepared = data if isinstance(data, PreparedRetailer) else prepare(data, base.encoder)
+    if prepared.encoder_fingerprint != base.config.encoder.fingerprint:
+        raise ConfigError(f"{prepared.name!r} was embedded with another encoder than the model's.")
     candidates = CandidateConfig(**base.config.candidates)
 
     train_rows = labelled_rows(
@@ -71,18 +74,20 @@ def adapt(
         range(1, 1 + train_cuts),
         config=candidates,
         max_customers=max_customers,
+        max_negatives=MAX_TRAINING_NEGATIVES,
         random_state=random_state,
     )
     valid_rows = labelled_rows(prepared, range(1), config=candidates)
     if valid_rows.n_queries == 0:
         raise SchemaError(
-            f"interactions of {data.name!r}: no customer has two or more interactions, so the "
+            f"interactions of {prepared.name!r}: no customer has two or more interactions, so the "
             "model cannot be validated. Adapt once customers have come back at least once."
         )
 
     figures = _popularity_figures(prepared)
     rankers = {"broad": base.booster}
     rounds = dict(base.config.rounds)
+    fit_seconds: dict[str, float] = {"broad": 0.0}
     too_small = (
         valid_rows.n_queries < MIN_VALIDATION_CUSTOMERS
         or train_rows.positives_only().n_groups < MIN_VALIDATION_CUSTOMERS
@@ -91,21 +96,20 @@ def adapt(
         inner_train, inner_valid = split_by_customer(
             train_rows, test_size=EARLY_STOPPING_SHARE, random_state=random_state
         )
-        rankers["adapted"], rounds["adapted_added"] = train_ranker(
-            inner_train,
-            inner_valid,
-            params=ADAPT_PARAMS,
-            max_rounds=ADAPT_ROUNDS,
-            init_model=base.booster,
-            random_state=random_state,
-        )
-        rankers["local"], rounds["local"] = train_ranker(
-            inner_train,
-            inner_valid,
-            params=LOCAL_PARAMS,
-            max_rounds=LOCAL_ROUNDS,
-            random_state=random_state,
-        )
+        for name, params, max_rounds, init in (
+            ("adapted", ADAPT_PARAMS, ADAPT_ROUNDS, base.booster),
+            ("local", LOCAL_PARAMS, LOCAL_ROUNDS, None),
+        ):
+            started = time.perf_counter()
+            rankers[name], rounds[name] = train_ranker(
+                inner_train,
+                inner_valid,
+                params=params,
+                max_rounds=max_rounds,
+                init_model=init,
+                random_state=random_state,
+            )
+            fit_seconds[name] = time.perf_counter() - started
     for name, booster in rankers.items():
         ranks = target_ranks(
             valid_rows.group,
@@ -133,6 +137,38 @@ def adapt(
         decision=decision,
         reason=reason,
     )
+    return Adaptation(rankers, report, rounds, fit_seconds, prepared)
+
+
+def adapt(
+    base: RecModel,
+    data: RetailerData,
+    *,
+    encoder: Encoder | None = None,
+    train_cuts: int = 3,
+    max_customers: int | None = 10_000,
+    random_state: int = 0,
+) -> RecModel:
+    """Fine-tune ``base`` on one retailer and return what the negative-transfer guard ships.
+
+    Three rankers are compared on the retailer's validation split: ``broad`` (``base`` as it is),
+    ``adapted`` (continued boosting from ``base``) and ``local`` (the same kind of ranker trained
+    on this retailer alone). The returned model's ``kind`` says which one ships and ``guard`` holds
+    all figures (with popularity for scale) and the reason.
+
+    Examples
+    --------
+    >>> import rectransfer as rt
+    >>> shop = rt.RetailerData.load("shops/trailhead_market")  # doctest: +SKIP
+    >>> model = rt.adapt(rt.RecModel.load("models/broad"), shop)  # doctest: +SKIP
+    >>> print(model.guard.table())  # doctest: +SKIP
+    """
+    if encoder is not None:
+        base.with_encoder(encoder)
+    result = fit_adaptation(
+        base, data, train_cuts=train_cuts, max_customers=max_customers, random_state=random_state
+    )
+    decision = result.report.decision
     config = ModelConfig(
         **{
             **base.config.model_dump(exclude={"guard", "kind", "retailer", "base_model_version"}),
@@ -141,14 +177,14 @@ def adapt(
             "retailer": data.name,
             "base_model_version": base.model_version,
             "params": {**base.config.params, "adapt": ADAPT_PARAMS, "local": LOCAL_PARAMS},
-            "rounds": rounds,
+            "rounds": result.rounds,
             "trained_on": _trained_on(decision, base.config.trained_on, data.name),
-            "guard": report,
+            "guard": result.report,
             "random_state": random_state,
         }
     )
-    model = RecModel(rankers[decision], config, encoder=encoder)
-    model.reuse_prepared(prepared)  # recommending right after adapting embeds nothing again
+    model = RecModel(result.rankers[decision], config, encoder=base.encoder)
+    model.reuse_prepared(result.prepared)  # recommending right after adapting embeds nothing again
     return model
 
 

@@ -44,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-customers",
         type=int,
-        default=20_000,
-        help="customers sampled per source (default: %(default)s)",
+        default=8_000,
+        help="training lists sampled per source (default: %(default)s)",
     )
     _add_encoder_options(p)
 
@@ -68,6 +68,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_encoder_options(r)
 
+    b = commands.add_parser(
+        "benchmark", help="every model against the baselines on one target retailer"
+    )
+    b.add_argument(
+        "--base", type=Path, required=True, metavar="MODEL_DIR", help="pretrained on other shops"
+    )
+    b.add_argument("--target", type=Path, required=True, metavar="DIR")
+    b.add_argument("--fractions", type=_floats, default=[1.0, 0.25, 0.1], metavar="F,F,...")
+    b.add_argument("--seeds", type=int, default=3, help="seeds per fraction below 1 (default: 3)")
+    b.add_argument("--k", type=_ints, default=[10, 20, 50], metavar="K,K,...")
+    b.add_argument("--out", type=Path, required=True, metavar="RESULTS_JSON")
+    b.add_argument("--plot", type=Path, default=None, metavar="FILE.png")
+    b.add_argument("--name", default=None, help="retailer name (default: the folder's name)")
+    _add_encoder_options(b)
+
     d = commands.add_parser(
         "demo", help="pretrain on the sample source shops, adapt to the target, export"
     )
@@ -79,10 +94,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected numbers like 1.0,0.1, got {text!r}") from err
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected integers like 10,20, got {text!r}") from err
+
+
 def _encoder(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from rectransfer.encoder import load_encoder
 
     return load_encoder(args.encoder, cache_dir=args.cache_dir)
+
+
+def pl_config():  # type: ignore[no-untyped-def]
+    import polars as pl
+
+    return pl.Config(tbl_rows=50, tbl_hide_dataframe_shape=True)
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -118,6 +153,16 @@ def _run(args: argparse.Namespace) -> None:
         )
         n_users = recs["user_id"].n_unique()
         print(f"{recs.height} recommendations for {n_users} customers of {data.name} -> {path}")
+    elif args.command == "benchmark":
+        from rectransfer.benchmark import run_benchmark, summary_table, write_report
+
+        base = rt.RecModel.load(args.base, encoder=_encoder(args))
+        target = rt.RetailerData.load(args.target, name=args.name)
+        report = run_benchmark(base, target, fractions=args.fractions, seeds=args.seeds, ks=args.k)
+        write_report(report, args.out, plot=args.plot)
+        with pl_config():
+            print(summary_table(report))
+        print(f"results -> {args.out}")
     elif args.command == "demo":
         from rectransfer.demo import run_demo
 

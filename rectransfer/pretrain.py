@@ -20,6 +20,7 @@ from rectransfer.schema import RetailerData
 from rectransfer.training_data import LabelledRows, labelled_rows
 
 EARLY_STOPPING_SHARE = 0.1  # customers held out (by customer, across all sources) to pick rounds
+MAX_TRAINING_NEGATIVES = 100  # per training list; the rest add cost, not signal
 
 
 def split_by_customer(
@@ -38,7 +39,7 @@ def pretrain(
     *,
     encoder: Encoder | None = None,
     candidates: CandidateConfig | None = None,
-    max_customers_per_retailer: int | None = 20_000,
+    max_customers_per_retailer: int | None = 8_000,
     cuts: int = 3,
     max_rounds: int = BROAD_ROUNDS,
     params: dict[str, Any] | None = None,
@@ -59,7 +60,8 @@ def pretrain(
         The text encoder (default: the packaged all-MiniLM-L6-v2 with the on-disk cache); what
         rebuilds it is saved in the model, and its fingerprint is checked at load time.
     max_customers_per_retailer
-        Customers sampled (seeded) per source and cut, to bound time and memory on big shops.
+        Training lists sampled (seeded) per source, spread over the cuts, to bound time and
+        memory on big shops; each list keeps at most ``MAX_TRAINING_NEGATIVES`` unlabelled items.
 
     Examples
     --------
@@ -87,8 +89,11 @@ def pretrain(
                 range(cuts),
                 config=candidates,
                 customer_key_offset=i << 40,
-                max_customers=max_customers_per_retailer,
-                random_state=random_state,
+                max_customers=None
+                if max_customers_per_retailer is None
+                else max(1, max_customers_per_retailer // cuts),
+                max_negatives=MAX_TRAINING_NEGATIVES,
+                random_state=random_state + i,
             )
         )
     rows = LabelledRows.concat(parts)

@@ -99,13 +99,14 @@ def labelled_rows(
     config: CandidateConfig,
     customer_key_offset: int = 0,
     max_customers: int | None = None,
+    max_negatives: int | None = None,
     random_state: int = 0,
 ) -> LabelledRows:
     """Labelled candidate rows of ``prepared`` for every cut in ``cuts``.
 
-    ``max_customers`` samples that many customers (seeded) per cut to bound the cost on big shops.
-    Customer keys are ``customer_key_offset + customer row`` so that callers can split by customer
-    across retailers.
+    ``max_customers`` samples that many customers (seeded) per cut and ``max_negatives`` that many
+    unlabelled candidates per list, to bound the cost on big shops. Customer keys are
+    ``customer_key_offset + customer row`` so that callers can split by customer across retailers.
     """
     parts = []
     rng = np.random.default_rng(random_state)
@@ -122,6 +123,8 @@ def labelled_rows(
             targets=None if cq.queries.targets is None else cq.queries.targets[rows],
         )
         candidates = candidate_rows(prepared.catalogue, cq.stats, sub_queries, config=config)
+        if max_negatives is not None:
+            candidates = _sample_negatives(candidates, max_negatives, rng)
         parts.append(
             LabelledRows(
                 rows=candidates,
@@ -131,3 +134,25 @@ def labelled_rows(
             )
         )
     return LabelledRows.concat(parts)
+
+
+def _sample_negatives(
+    rows: CandidateRows, max_negatives: int, rng: np.random.Generator
+) -> CandidateRows:
+    """Keep every labelled row and at most ``max_negatives`` random others per customer."""
+    key = rng.random(rows.n_rows)
+    key[rows.label == 1] = -1.0  # labelled rows sort first and are always kept
+    order = np.lexsort((key, rows.query))
+    sorted_query = rows.query[order]
+    starts = np.flatnonzero(np.r_[True, sorted_query[1:] != sorted_query[:-1]])
+    sizes = np.diff(np.r_[starts, len(order)])
+    position = np.arange(len(order)) - np.repeat(starts, sizes)
+    positives = np.bincount(rows.query[rows.label == 1], minlength=int(rows.query.max()) + 1)
+    allowed = max_negatives + positives[sorted_query]
+    keep = np.sort(order[position < allowed])
+    return CandidateRows(
+        query=rows.query[keep],
+        item=rows.item[keep],
+        features=rows.features[keep],
+        label=rows.label[keep],
+    )

@@ -823,7 +823,6 @@ CORRUPTIONS = [
     "null user id",
     "null interaction item",
     "null timestamp",
-    "null title",
     "unknown item",
     "duplicate item",
     "negative price",
@@ -843,11 +842,7 @@ def test_invalid_frames_raise_schema_error(
     items, interactions, users = frames
     n_rows = interactions.height
     item_row = data.draw(st.integers(0, items.height - 1))
-    if (
-        corruption.startswith("null")
-        and corruption != "null item id"
-        and corruption != "null title"
-    ):
+    if corruption.startswith("null") and corruption != "null item id":
         if n_rows == 0:
             interactions = interactions.clear(1)  # a row of nulls: every id is missing
         column = {
@@ -860,8 +855,6 @@ def test_invalid_frames_raise_schema_error(
         )
     elif corruption == "null item id":
         items = _null_at(items, "item_id", item_row)
-    elif corruption == "null title":
-        items = _null_at(items, "title", item_row)
     elif corruption == "unknown item":
         int_ids = interactions["item_id"].dtype == pl.Int64
         time_dtype = interactions["timestamp"].dtype

@@ -1,0 +1,317 @@
+"""The transfer benchmark: every model against the baselines on one target retailer.
+
+Protocol (as in the UniSRec / VQ-Rec / Recformer papers): per customer, interactions in time order
+(ties in file order); the last one is the test target, the one before it validation, the rest
+training. Every model ranks the *whole* catalogue for every test customer, the customer's own
+earlier items removed, and is scored by Recall@K and NDCG@K. The test target is used for nothing
+but the final metric; when it is predicted, the validation item is part of the customer's history
+(no retraining). A *fraction* f plays a small retailer: a seeded f of the customers with only
+their interactions, evaluated only on them; the whole catalogue (with its text) stays known.
+
+Rows: ``popularity``, ``item-knn``, ``text-only`` (no training), ``local-only`` (the ranker trained
+on the fraction alone), ``broad`` (the pretrained model as it is), ``adapted`` (fine-tuned) and
+``guarded`` (what the negative-transfer guard ships, chosen on validation only). A model with a
+candidate stage ranks the items outside its candidates below them, so they count as misses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from tqdm.auto import tqdm
+
+from rectransfer.adapt import fit_adaptation
+from rectransfer.baselines import (
+    dense_target_ranks,
+    item_knn_scorer,
+    popularity_scorer,
+    text_scorer,
+)
+from rectransfer.errors import ConfigError
+from rectransfer.evaluation import ndcg_at, recall_at, target_ranks
+from rectransfer.features import CandidateConfig
+from rectransfer.histories import RetailerIndex
+from rectransfer.model import RecModel
+from rectransfer.prepare import PreparedRetailer, prepare
+from rectransfer.ranker import predict
+from rectransfer.schema import Columns, RetailerData
+from rectransfer.training_data import cut_queries, labelled_rows
+
+PROTOCOL = (
+    "leave-one-out per customer in time order (last = test, previous = validation); whole "
+    "catalogue ranked, own history removed; fraction f = seeded share of customers"
+)
+COLD_ITEM_MAX_INTERACTIONS = 2  # slice: test items with at most this many training interactions
+SHORT_HISTORY_MAX_ITEMS = 3  # slice: customers with at most this many earlier items
+MIN_EVENTS = 3  # a customer needs training, validation and test interactions
+
+
+def subset_customers(data: RetailerData, users: Sequence[str]) -> RetailerData:
+    """The retailer as if only ``users`` were its customers (the whole catalogue stays)."""
+    keep = pl.DataFrame({Columns.USER: list(users)}, schema={Columns.USER: pl.String})
+
+    def only_kept(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.join(keep, on=Columns.USER, how="semi", maintain_order="left")
+
+    interactions = only_kept(data.interactions)
+    users_frame = None if data.users is None else only_kept(data.users)
+    return replace(data, interactions=interactions, users=users_frame)
+
+
+def drop_last_interaction(data: RetailerData) -> RetailerData:
+    """Every customer's history without their last interaction (the test target)."""
+    order = pl.int_range(pl.len()).over(Columns.USER)
+    size = pl.len().over(Columns.USER)
+    interactions = data.interactions.filter(order < size - 1)
+    return replace(data, interactions=interactions)
+
+
+def _eligible_customers(data: RetailerData) -> list[str]:
+    counts = data.interactions.group_by(Columns.USER).len()
+    eligible = counts.filter(pl.col("len") >= MIN_EVENTS)[Columns.USER].sort()
+    return eligible.to_list()
+
+
+def _metrics(ranks: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k in ks:
+        out[f"recall@{k}"] = recall_at(ranks, k)
+        out[f"ndcg@{k}"] = ndcg_at(ranks, k)
+    return out
+
+
+def _with_catalogue(data: RetailerData, full: PreparedRetailer) -> PreparedRetailer:
+    """Prepare a customer subset reusing the full retailer's catalogue and text vectors."""
+    index = RetailerIndex.build(data)
+    position = {u: i for i, u in enumerate(full.index.user_ids.tolist())}
+    rows = np.array([position[u] for u in index.user_ids.tolist()], dtype=np.int64)
+    user_vectors = (
+        full.user_vectors[rows]
+        if len(rows)
+        else np.zeros((0, full.user_vectors.shape[1]), np.float32)
+    )
+    return PreparedRetailer(
+        data=data,
+        index=index,
+        catalogue=full.catalogue,
+        user_vectors=user_vectors,
+        encoder_fingerprint=full.encoder_fingerprint,
+    )
+
+
+def evaluate_split(
+    base: RecModel,
+    data: RetailerData,
+    full: PreparedRetailer,
+    *,
+    ks: Sequence[int],
+    random_state: int,
+) -> list[dict[str, Any]]:
+    """Every model's figures on one customer subset (rows without fraction/seed filled in)."""
+    evaluated = _with_catalogue(data, full)
+    trainable = _with_catalogue(drop_last_interaction(data), full)
+    test = cut_queries(evaluated, 0)
+    rows = test.rows
+    context = test.queries.context.select(rows)
+    targets = test.queries.targets[rows] if test.queries.targets is not None else rows
+    train_counts = test.stats.count[targets]
+    slices = {
+        "cold items": train_counts <= COLD_ITEM_MAX_INTERACTIONS,
+        "short histories": context.lengths <= SHORT_HISTORY_MAX_ITEMS,
+    }
+
+    results: list[tuple[str, np.ndarray, float, float, str | None]] = []
+    baselines = {
+        "popularity": lambda: popularity_scorer(test.stats),
+        "item-knn": lambda: item_knn_scorer(test.queries.context),
+        "text-only": lambda: text_scorer(test.queries.context, full.catalogue.vectors),
+    }
+    for name, build in baselines.items():
+        started = time.perf_counter()
+        scorer = build()
+        fitted = time.perf_counter()
+        ranks = dense_target_ranks(scorer, rows, targets, context)
+        results.append((name, ranks, fitted - started, time.perf_counter() - fitted, None))
+
+    adaptation = fit_adaptation(base, trainable, random_state=random_state)
+    config = CandidateConfig(**base.config.candidates)
+    started = time.perf_counter()
+    test_rows = labelled_rows(evaluated, range(1), config=config)
+    candidates_s = time.perf_counter() - started
+    decision = adaptation.report.decision
+    rankers = {
+        "broad": adaptation.rankers["broad"],
+        "local-only": adaptation.rankers.get("local"),
+        "adapted": adaptation.rankers.get("adapted"),
+        "guarded": adaptation.rankers[decision],
+    }
+    fit_s = {
+        "broad": 0.0,
+        "local-only": adaptation.fit_seconds.get("local", float("nan")),
+        "adapted": adaptation.fit_seconds.get("adapted", float("nan")),
+        "guarded": sum(adaptation.fit_seconds.values()),
+    }
+    # Too little data to train at all: a retailer alone would fall back to popularity, and
+    # there is nothing to fine-tune; the rows say so instead of going missing.
+    stand_ins = {
+        "local-only": ("popularity", "too little data to train: popularity"),
+        "adapted": ("broad", "too little data to fine-tune: broad"),
+    }
+    for name, booster in rankers.items():
+        if booster is None:
+            stand_in, note = stand_ins[name]
+            ranks = next(r[1] for r in results if r[0] == stand_in)
+            results.append((name, ranks, 0.0, 0.0, note))
+            continue
+        started = time.perf_counter()
+        scores = predict(booster, test_rows.rows.features)
+        ranks = target_ranks(test_rows.group, test_rows.rows.label, scores, test_rows.n_groups)
+        elapsed = candidates_s + time.perf_counter() - started
+        results.append((name, ranks, fit_s[name], elapsed, None))
+
+    out: list[dict[str, Any]] = []
+    for name, ranks, fit_seconds, recommend_seconds, note in results:
+        row: dict[str, Any] = {
+            "model": name,
+            "users": len(ranks),
+            **_metrics(ranks, ks),
+            "fit_s": round(fit_seconds, 3),
+            "recommend_s": round(recommend_seconds, 3),
+        }
+        if name == "guarded":
+            row["decision"] = decision
+        if note is not None:
+            row["note"] = note
+        out.append(row)
+        for slice_name, mask in slices.items():
+            out.append(
+                {
+                    "model": name,
+                    "slice": slice_name,
+                    "users": int(mask.sum()),
+                    **_metrics(ranks[mask], ks),
+                }
+            )
+    return out
+
+
+def run_benchmark(
+    base: RecModel,
+    target: RetailerData,
+    *,
+    fractions: Sequence[float] = (1.0, 0.25, 0.1),
+    seeds: int = 3,
+    ks: Sequence[int] = (10, 20, 50),
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the benchmark on ``target`` with the broad model ``base``; returns the JSON document.
+
+    Examples
+    --------
+    >>> import rectransfer as rt
+    >>> report = run_benchmark(rt.RecModel.load("models/broad"),
+    ...                        rt.RetailerData.load("shops/office"))  # doctest: +SKIP
+    """
+    for f in fractions:
+        if not 0 < f <= 1:
+            raise ConfigError(f"fractions must lie in (0, 1], got {f!r}.")
+    if seeds < 1:
+        raise ConfigError(f"seeds must be >= 1, got {seeds!r}.")
+    if not ks or min(ks) < 1:
+        raise ConfigError(f"k values must be positive integers, got {list(ks)!r}.")
+    if target.name in base.config.trained_on:
+        raise ConfigError(
+            f"the broad model was trained on {target.name!r}; benchmark it on a retailer it has "
+            "not seen (pretrain on the other retailers only)."
+        )
+    full = prepare(target, base.encoder)
+    customers = _eligible_customers(target)
+    if not customers:
+        raise ConfigError(
+            f"{target.name!r} has no customer with {MIN_EVENTS} or more interactions; the "
+            "protocol needs a training, a validation and a test interaction per customer."
+        )
+    plan = [(f, s) for f in fractions for s in (range(seeds) if f < 1.0 else range(1))]
+    rows: list[dict[str, Any]] = []
+    for fraction, seed in tqdm(plan, desc=f"benchmark {target.name}", disable=not progress):
+        rng = np.random.default_rng(seed)
+        n = max(MIN_EVENTS, round(fraction * len(customers)))
+        chosen = customers if fraction >= 1.0 else sorted(rng.choice(customers, n, replace=False))
+        subset = subset_customers(target, chosen)
+        for row in evaluate_split(base, subset, full, ks=ks, random_state=seed):
+            rows.append({"fraction": fraction, "seed": seed, **row})
+    return {
+        "target": target.name,
+        "n_users": len(customers),
+        "n_items": target.n_items,
+        "protocol": PROTOCOL,
+        "base": {
+            "model_version": base.model_version,
+            "trained_on": base.config.trained_on,
+            "encoder": base.config.encoder.name,
+            "rounds": base.config.rounds,
+            "features": len(base.config.feature_names),
+        },
+        "results": rows,
+    }
+
+
+def summary_table(report: dict[str, Any], *, metric: str = "ndcg@10") -> pl.DataFrame:
+    """Mean and standard error over seeds of ``metric`` per model and fraction (no slices)."""
+    frame = pl.DataFrame([r for r in report["results"] if "slice" not in r])
+    return (
+        frame.group_by("model", "fraction")
+        .agg(
+            pl.col(metric).mean().alias("mean"),
+            (pl.col(metric).std() / pl.len().sqrt()).fill_null(0.0).alias("se"),
+            pl.len().alias("seeds"),
+        )
+        .sort("fraction", "mean", descending=[True, True])
+    )
+
+
+def write_report(
+    report: dict[str, Any], path: str | Path, *, plot: str | Path | None = None
+) -> None:
+    """Write the JSON document atomically, and optionally the NDCG@10-by-fraction plot."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.tmp")
+    staging.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    os.replace(staging, target)
+    if plot is not None:
+        plot_report(report, plot)
+
+
+def plot_report(report: dict[str, Any], path: str | Path, *, metric: str = "ndcg@10") -> None:
+    """NDCG@10 against fraction for every model (needs matplotlib: the ``bench`` extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise ConfigError(
+            "--plot needs matplotlib; install the bench extra: pip install -e '.[bench]'"
+        ) from err
+    table = summary_table(report, metric=metric).sort("fraction")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for model in table["model"].unique(maintain_order=True).to_list():
+        part = table.filter(pl.col("model") == model)
+        ax.errorbar(part["fraction"], part["mean"], yerr=part["se"], marker="o", label=model)
+    ax.set_xscale("log")
+    ax.set_xlabel("fraction of the retailer's customers")
+    ax.set_ylabel(metric.upper())
+    ax.set_title(f"{report['target']}: transfer by data size")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

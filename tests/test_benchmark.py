@@ -1,0 +1,135 @@
+import json
+
+import numpy as np
+import pytest
+
+import rectransfer as rt
+from rectransfer.baselines import dense_target_ranks, item_knn_scorer
+from rectransfer.benchmark import (
+    drop_last_interaction,
+    run_benchmark,
+    subset_customers,
+    write_report,
+)
+from rectransfer.cli import main
+from rectransfer.histories import Histories
+
+from .conftest import make_shop, write_shop
+
+MODELS = {"popularity", "item-knn", "text-only", "local-only", "broad", "adapted", "guarded"}
+
+
+@pytest.fixture(scope="module")
+def shop():
+    return make_shop("bench", seed=77, n_users=150)
+
+
+@pytest.fixture(scope="module")
+def report(broad, shop):
+    return run_benchmark(broad, shop, fractions=(1.0, 0.5), seeds=2, ks=(5, 10), progress=False)
+
+
+def test_report_has_every_model_fraction_and_seed(report, shop):
+    rows = [r for r in report["results"] if "slice" not in r]
+    assert {(r["model"], r["fraction"], r["seed"]) for r in rows} == {
+        (m, f, s) for m in MODELS for f, s in ((1.0, 0), (0.5, 0), (0.5, 1))
+    }
+    full = [r for r in rows if r["fraction"] == 1.0]
+    eligible = shop.interactions.group_by("user_id").len().filter(pl_len_at_least(3)).height
+    assert all(r["users"] == eligible for r in full)
+    assert report["n_items"] == shop.n_items
+    for r in rows:
+        assert 0 <= r["ndcg@5"] <= r["recall@10"] <= 1
+        assert r["recall@5"] <= r["recall@10"]
+    slices = {r["slice"] for r in report["results"] if "slice" in r}
+    assert slices == {"cold items", "short histories"}
+    json.dumps(report)  # serialisable as it is
+
+
+def pl_len_at_least(n):
+    import polars as pl
+
+    return pl.col("len") >= n
+
+
+def test_trained_models_beat_popularity_on_planted_sequences(report):
+    rows = {(r["model"], r["fraction"]): r for r in report["results"] if "slice" not in r}
+    for model in ("broad", "adapted", "guarded"):
+        assert rows[(model, 1.0)]["ndcg@10"] > 2 * rows[("popularity", 1.0)]["ndcg@10"]
+
+
+def test_the_test_item_is_never_seen_by_training(shop):
+    trainable = drop_last_interaction(shop)
+    last = shop.interactions.group_by("user_id", maintain_order=True).last()
+    kept = trainable.interactions.group_by("user_id", maintain_order=True).last()
+    assert trainable.n_interactions == shop.n_interactions - shop.n_users
+    joined = last.join(kept, on="user_id", suffix="_kept")
+    assert (joined["timestamp_kept"] <= joined["timestamp"]).all()
+
+
+def test_subset_keeps_the_whole_catalogue(shop):
+    users = shop.interactions["user_id"].unique().sort().to_list()[:10]
+    sub = subset_customers(shop, users)
+    assert sub.n_items == shop.n_items
+    assert set(sub.interactions["user_id"].to_list()) == set(users)
+
+
+def test_dense_ranks_remove_own_items_and_count_ties_against_the_target():
+    context = Histories(np.array([0, 1, 1]), np.array([0], dtype=np.int32), np.zeros(1), 4)
+
+    def scorer(rows):
+        return np.array([[9.0, 5.0, 5.0, 1.0], [1.0, 2.0, 3.0, 4.0]])[rows]
+
+    ranks = dense_target_ranks(scorer, np.array([0, 1]), np.array([1, 0]), context)
+    # customer 0: item 0 (own) is removed; item 2 ties with the target -> rank 2
+    # customer 1: target item 0 is the worst of four -> rank 4
+    assert ranks.tolist() == [2.0, 4.0]
+
+
+def test_item_knn_scores_co_bought_items():
+    context = Histories(
+        np.array([0, 2, 4, 5]), np.array([0, 1, 0, 1, 0], dtype=np.int32), np.zeros(5), 3
+    )
+    scores = item_knn_scorer(context)(np.array([2]))  # bought item 0 only
+    assert scores[0, 1] > 0 and scores[0, 2] == 0
+
+
+def test_benchmark_refuses_a_target_the_broad_model_was_trained_on(broad, sources):
+    with pytest.raises(rt.ConfigError, match="not seen"):
+        run_benchmark(broad, sources[0], fractions=(1.0,), progress=False)
+
+
+def test_cli_benchmark_writes_json_and_plot(broad, shop, tmp_path, capsys):
+    base = broad.save(tmp_path / "broad")
+    folder = write_shop(shop, tmp_path / "bench")
+    out = tmp_path / "results.json"
+    plot = tmp_path / "plot.png"
+    code = main(
+        [
+            "benchmark",
+            "--base",
+            str(base),
+            "--target",
+            str(folder),
+            "--fractions",
+            "1.0",
+            "--k",
+            "10",
+            "--out",
+            str(out),
+            "--plot",
+            str(plot),
+            "--encoder",
+            "hashing",
+        ]
+    )
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert data["target"] == "bench" and data["results"]
+    assert plot.stat().st_size > 1000
+    assert "guarded" in capsys.readouterr().out
+
+
+def test_write_report_is_atomic(tmp_path):
+    write_report({"a": 1}, tmp_path / "r.json")
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
