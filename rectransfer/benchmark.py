@@ -167,9 +167,9 @@ def evaluate_split(
     }
     for name, booster in rankers.items():
         if booster is None:
-            stand_in, note = stand_ins[name]
+            stand_in, why = stand_ins[name]
             ranks = next(r[1] for r in results if r[0] == stand_in)
-            results.append((name, ranks, 0.0, 0.0, note))
+            results.append((name, ranks, 0.0, 0.0, why))
             continue
         started = time.perf_counter()
         scores = predict(booster, test_rows.rows.features)
