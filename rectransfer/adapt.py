@@ -18,7 +18,14 @@ import numpy as np
 
 from rectransfer.encoder import Encoder
 from rectransfer.errors import ConfigError, SchemaError
-from rectransfer.evaluation import ndcg_at, ndcg_stderr, popularity_ranks, recall_at, target_ranks
+from rectransfer.evaluation import (
+    ndcg_at,
+    ndcg_gains,
+    ndcg_stderr,
+    popularity_ranks,
+    recall_at,
+    target_ranks,
+)
 from rectransfer.features import CandidateConfig
 from rectransfer.guard import MIN_VALIDATION_CUSTOMERS, Choice, GuardReport, decide
 from rectransfer.model import ModelConfig, RecModel, now_iso
@@ -26,9 +33,12 @@ from rectransfer.prepare import PreparedRetailer, prepare
 from rectransfer.pretrain import MAX_TRAINING_NEGATIVES, split_by_customer
 from rectransfer.ranker import (
     ADAPT_PARAMS,
+    ADAPT_PARAMS_RICH,
     ADAPT_ROUNDS,
+    ADAPT_ROUNDS_RICH,
     LOCAL_PARAMS,
     LOCAL_ROUNDS,
+    MIN_EARLY_STOPPING_GROUPS,
     predict,
     train_ranker,
 )
@@ -96,8 +106,14 @@ def fit_adaptation(
         inner_train, inner_valid = split_by_customer(
             train_rows, test_size=EARLY_STOPPING_SHARE, random_state=random_state
         )
+        rich = inner_valid.positives_only().n_groups >= MIN_EARLY_STOPPING_GROUPS
         for name, params, max_rounds, init in (
-            ("adapted", ADAPT_PARAMS, ADAPT_ROUNDS, base.booster),
+            (
+                "adapted",
+                ADAPT_PARAMS_RICH if rich else ADAPT_PARAMS,
+                ADAPT_ROUNDS_RICH if rich else ADAPT_ROUNDS,
+                base.booster,
+            ),
             ("local", LOCAL_PARAMS, LOCAL_ROUNDS, None),
         ):
             started = time.perf_counter()
@@ -110,6 +126,7 @@ def fit_adaptation(
                 random_state=random_state,
             )
             fit_seconds[name] = time.perf_counter() - started
+    gains = {}
     for name, booster in rankers.items():
         ranks = target_ranks(
             valid_rows.group,
@@ -118,6 +135,7 @@ def fit_adaptation(
             valid_rows.n_groups,
         )
         figures[name] = _figures(ranks)
+        gains[name] = ndcg_gains(ranks, METRIC_K)
 
     ndcg = {name: f[0] for name, f in figures.items()}
     decision: Choice = "broad"
@@ -127,7 +145,7 @@ def fit_adaptation(
             f"customers, need {MIN_VALIDATION_CUSTOMERS}); shipping broad"
         )
     else:
-        decision, reason = decide(ndcg)
+        decision, reason = decide(gains)
     report = GuardReport(
         metric=f"ndcg@{METRIC_K}",
         validation_customers=valid_rows.n_queries,

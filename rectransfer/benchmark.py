@@ -315,3 +315,21 @@ def plot_report(report: dict[str, Any], path: str | Path, *, metric: str = "ndcg
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def markdown_summary(report: dict[str, Any], *, metric: str = "ndcg@10") -> str:
+    """A markdown table: one row per model, one column per fraction, ``mean ± se`` of ``metric``."""
+    table = summary_table(report, metric=metric)
+    fractions = sorted(table["fraction"].unique().to_list(), reverse=True)
+    models = table.filter(pl.col("fraction") == fractions[0])["model"].to_list()
+    lines = [
+        f"| {report['target']} ({metric}) | " + " | ".join(f"f = {f:g}" for f in fractions) + " |",
+        "|---|" + "---|" * len(fractions),
+    ]
+    for model in models:
+        cells = []
+        for fraction in fractions:
+            row = table.filter((pl.col("model") == model) & (pl.col("fraction") == fraction))
+            cells.append(f"{row['mean'][0]:.4f} ± {row['se'][0]:.4f}" if row.height else "")
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

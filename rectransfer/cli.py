@@ -114,12 +114,6 @@ def _encoder(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return load_encoder(args.encoder, cache_dir=args.cache_dir)
 
 
-def pl_config():  # type: ignore[no-untyped-def]
-    import polars as pl
-
-    return pl.Config(tbl_rows=50, tbl_hide_dataframe_shape=True)
-
-
 def _run(args: argparse.Namespace) -> None:
     import rectransfer as rt
 
@@ -154,14 +148,13 @@ def _run(args: argparse.Namespace) -> None:
         n_users = recs["user_id"].n_unique()
         print(f"{recs.height} recommendations for {n_users} customers of {data.name} -> {path}")
     elif args.command == "benchmark":
-        from rectransfer.benchmark import run_benchmark, summary_table, write_report
+        from rectransfer.benchmark import markdown_summary, run_benchmark, write_report
 
         base = rt.RecModel.load(args.base, encoder=_encoder(args))
         target = rt.RetailerData.load(args.target, name=args.name)
         report = run_benchmark(base, target, fractions=args.fractions, seeds=args.seeds, ks=args.k)
         write_report(report, args.out, plot=args.plot)
-        with pl_config():
-            print(summary_table(report))
+        print(markdown_summary(report))
         print(f"results -> {args.out}")
     elif args.command == "demo":
         from rectransfer.demo import run_demo

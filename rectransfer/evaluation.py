@@ -52,12 +52,14 @@ def popularity_ranks(
     return ranks
 
 
+def ndcg_gains(ranks: np.ndarray, k: int) -> np.ndarray:
+    """Each customer's NDCG@k for one relevant item (0 beyond rank k)."""
+    return np.where(ranks <= k, 1.0 / np.log2(np.minimum(ranks, 1e9) + 1), 0.0)
+
+
 def ndcg_at(ranks: np.ndarray, k: int) -> float:
     """Mean NDCG@k for one relevant item per customer."""
-    if len(ranks) == 0:
-        return 0.0
-    gains = np.where(ranks <= k, 1.0 / np.log2(np.minimum(ranks, 1e9) + 1), 0.0)
-    return float(gains.mean())
+    return float(ndcg_gains(ranks, k).mean()) if len(ranks) else 0.0
 
 
 def recall_at(ranks: np.ndarray, k: int) -> float:
@@ -69,5 +71,5 @@ def ndcg_stderr(ranks: np.ndarray, k: int) -> float:
     """Standard error of the mean NDCG@k over customers."""
     if len(ranks) < 2:
         return float("nan")
-    gains = np.where(ranks <= k, 1.0 / np.log2(np.minimum(ranks, 1e9) + 1), 0.0)
+    gains = ndcg_gains(ranks, k)
     return float(gains.std(ddof=1) / np.sqrt(len(gains)))

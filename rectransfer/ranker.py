@@ -46,6 +46,10 @@ ADAPT_PARAMS: dict[str, Any] = {
     "lambda_l2": 10.0,
 }
 ADAPT_ROUNDS = 150
+# With enough of the retailer's own customers to early-stop on, fine-tuning may go as far as a
+# local model would (early stopping is then what keeps it close to the broad model).
+ADAPT_PARAMS_RICH: dict[str, Any] = {**BROAD_PARAMS, "num_leaves": 15, "min_data_in_leaf": 30}
+ADAPT_ROUNDS_RICH = 300
 # A small shop's model from scratch (the "local-only" comparison): the same kind, regularised.
 LOCAL_PARAMS: dict[str, Any] = {**BROAD_PARAMS, "num_leaves": 15, "min_data_in_leaf": 30}
 LOCAL_ROUNDS = 300

@@ -1,11 +1,38 @@
+import numpy as np
+
 from rectransfer.guard import GuardReport, decide
 
+RNG = np.random.default_rng(0)
 
-def test_adapted_ships_only_when_strictly_ahead_of_both():
-    assert decide({"adapted": 0.20, "broad": 0.10, "local": 0.15})[0] == "adapted"
-    choice, reason = decide({"adapted": 0.10, "broad": 0.10, "local": 0.05})
+
+def _gains(mean: float, n: int = 400) -> np.ndarray:
+    return (RNG.random(n) < mean).astype(float)
+
+
+def test_adapted_ships_when_ahead_of_both():
+    base = _gains(0.2)
+    choice, _ = decide({"adapted": base + 0.05, "broad": base, "local": base - 0.05})
+    assert choice == "adapted"
+
+
+def test_broad_ships_when_adapting_did_not_help():
+    base = _gains(0.2)
+    choice, reason = decide({"adapted": base - 0.01, "broad": base, "local": base - 0.02})
     assert choice == "broad" and "negative transfer" in reason
-    assert decide({"adapted": 0.10, "broad": 0.05, "local": 0.12})[0] == "local"
+
+
+def test_local_ships_only_when_clearly_ahead():
+    broad = _gains(0.2)
+    # a lead far beyond the paired standard error: local ships
+    clearly = np.clip(broad + _gains(0.5), 0, 1)
+    assert decide({"adapted": broad, "broad": broad, "local": clearly})[0] == "local"
+    # a net lead of 2 customers among 38 that disagree is noise: the transferred model ships
+    noisy = broad.copy()
+    noisy[np.flatnonzero(broad == 0)[:20]] = 1.0
+    noisy[np.flatnonzero(broad == 1)[:18]] = 0.0
+    assert noisy.mean() > broad.mean()
+    choice, reason = decide({"adapted": broad, "broad": broad, "local": noisy})
+    assert choice == "broad" and "within one standard error" in reason
 
 
 def test_report_table_marks_the_shipped_model():
