@@ -80,8 +80,11 @@ def _eligible_customers(data: RetailerData) -> list[str]:
     return eligible.to_list()
 
 
-def _metrics(ranks: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
-    out: dict[str, float] = {}
+def _metrics(ranks: np.ndarray, ks: Sequence[int]) -> dict[str, float | None]:
+    """Recall@K and NDCG@K; ``None`` (JSON null) for an empty slice rather than a false 0."""
+    out: dict[str, float | None] = {}
+    if len(ranks) == 0:
+        return {f"{m}@{k}": None for k in ks for m in ("recall", "ndcg")}
     for k in ks:
         out[f"recall@{k}"] = recall_at(ranks, k)
         out[f"ndcg@{k}"] = ndcg_at(ranks, k)
