@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test test-slow lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ demo: $(STAMP)  ## pretrain on the sample source shops, adapt to the target, exp
 
 test: $(STAMP)  ## the whole test suite (unit, end-to-end with the real encoder, Prefect flows)
 	$(BIN)/python -m pytest
+
+test-slow: $(STAMP)  ## the long crash-safety loops (many SIGKILLs and saves), about two minutes
+	$(BIN)/python -m pytest -m slow
 
 lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check .

@@ -6,9 +6,15 @@ Layout::
 
 Every shard holds two arrays: ``keys`` (dtype ``S32``, the SHA-256 digests of the texts) and
 ``vectors`` (``float32``, one row per key). A shard is written to a temporary file in the same
-folder and published with :func:`os.replace`, so a writer that is killed half-way never leaves a
-file that a later run mistakes for a complete shard. Temporary files are named ``.tmp-*`` (the
-loader ignores them) and stale ones are removed.
+folder, fsynced and published with :func:`os.replace`, so a writer that is killed half-way never
+leaves a file that a later run mistakes for a complete shard. Temporary files are named
+``.tmp-<host>-<pid>-<random>`` (the loader ignores them); the next process that opens the folder
+removes those whose writer is gone (see :mod:`rectransfer._atomic`).
+
+What is stored: only SHA-256 digests of texts and their vectors, never the texts themselves (a
+digest still tells whoever holds a text whether it was encoded). Which texts reach the cache is the
+caller's choice: the package caches product text only; customers' own words are encoded without
+the cache unless ``prepare(..., cache_user_text=True)`` asks for it.
 
 Shards are read with ``allow_pickle=False``: loading a cache file never runs code from it. A shard
 that cannot be read or whose arrays have the wrong shape, dtype or dimension is skipped with a
@@ -25,8 +31,6 @@ import hashlib
 import os
 import re
 import threading
-import time
-import uuid
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from rectransfer import _atomic
 from rectransfer.errors import ConfigError, IncompatibleArtifactError
 
 __all__ = ["EmbeddingCache"]
@@ -42,7 +47,6 @@ KEY_BYTES = 32
 _KEY_DTYPE = np.dtype(f"S{KEY_BYTES}")
 _SHARD_RE = re.compile(r"^shard-(\d+)-([0-9a-f]{32})\.npz$")
 _TMP_PREFIX = ".tmp-"
-_STALE_TMP_SECONDS = 3600.0
 _FINGERPRINT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -333,8 +337,8 @@ class EmbeddingCache:
         """Write a shard atomically; returns its file name."""
         folder = self._folder(fingerprint)
         folder.mkdir(parents=True, exist_ok=True)
-        token = uuid.uuid4().hex
-        name = f"shard-{number}-{token}.npz"
+        token = _atomic.owner_token()
+        name = f"shard-{number}-{hashlib.sha256(token.encode()).hexdigest()[:32]}.npz"
         tmp = folder / f"{_TMP_PREFIX}{token}"
         key_array = np.frombuffer(b"".join(keys), dtype=_KEY_DTYPE)
         try:
@@ -378,15 +382,9 @@ def _check_keys(keys: Sequence[bytes]) -> list[bytes]:
 
 
 def _remove_stale_temp_files(folder: Path) -> None:
-    """Delete temporary files that a killed writer left behind (fresh ones may be in use)."""
+    """Delete temporary files whose writer is gone (others may be in use by live writers)."""
     try:
         candidates = [p for p in folder.iterdir() if p.name.startswith(_TMP_PREFIX)]
     except OSError:
         return
-    cutoff = time.time() - _STALE_TMP_SECONDS
-    for path in candidates:
-        try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-        except OSError:
-            pass
+    _atomic.sweep(candidates)

@@ -4,10 +4,18 @@ Layout under an export root (Hive-style partitions that polars, pandas, Spark an
 
     EXPORT_ROOT/retailer=<name>/run_date=<YYYY-MM-DD>/part-0.parquet
 
-Columns: ``retailer, run_date, user_id, item_id, rank, score, source, model_version``. The file is
-written with fastparquet under a hidden temporary name in the same folder and renamed into place,
-so readers see the previous run's file or the new one, never a partial one; a rerun for the same
-retailer and date replaces that partition instead of adding to it.
+Columns: ``retailer, run_date, user_id, item_id, rank, score, source, model_version``.
+
+Crash safety: the file is written with fastparquet to ``EXPORT_ROOT/.staging/`` (same file
+system, a name ending in ``.tmp``, never ``*.parquet``), fsynced, and renamed into its partition
+folder in one step. Readers of a partition see the previous run's complete file or the new
+complete file, never a partial one, even when the writer is killed (SIGKILL) at any point; a rerun
+for the same retailer and date replaces that partition instead of adding to it. Partition folders
+only ever hold ``part-0.parquet``, so readers that glob ``EXPORT_ROOT/**/*.parquet`` (polars,
+DuckDB) or that skip hidden folders (pyarrow, Spark) never see a temporary file. (A polars scan of
+the bare ``EXPORT_ROOT`` folder lists ``.staging`` too and can fail while a write is running: glob
+instead.) Files that killed writers left in ``.staging`` are removed by the next write (see
+:mod:`rectransfer._atomic`).
 """
 
 from __future__ import annotations
@@ -15,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import uuid
 from pathlib import Path
 
 import fastparquet
@@ -23,11 +30,15 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from rectransfer import _atomic
 from rectransfer.errors import ConfigError
 from rectransfer.recommend import OUTPUT_SCHEMA
 from rectransfer.schema import Columns
 
 PART_FILE = "part-0.parquet"
+STAGING_FOLDER = ".staging"
+_STAGING_SUFFIX = ".tmp"
+_LEGACY_TEMP_PREFIX = f".{PART_FILE}.tmp-"  # written inside partitions by earlier versions
 RUN_DATE = "run_date"
 MODEL_VERSION = "model_version"
 EXPORT_COLUMNS = (
@@ -83,19 +94,52 @@ def write_recommendations(
         )
     date = parse_run_date(run_date)
     folder = partition_path(root, retailer, date)
-    folder.mkdir(parents=True, exist_ok=True)
+    staging_folder = staging_path(root)
+    staging_folder.mkdir(parents=True, exist_ok=True)
+    sweep_leftovers(root, folder)
     frame = _to_pandas(recommendations, retailer, date, model_version)
     final = folder / PART_FILE
-    staging = folder / f".{PART_FILE}.tmp-{uuid.uuid4().hex}"
+    token = _atomic.owner_token()
+    staging = staging_folder / f"{retailer}_{date.isoformat()}_{token}{_STAGING_SUFFIX}"
     try:
         fastparquet.write(str(staging), frame, compression="SNAPPY", write_index=False)
-        with open(staging, "rb") as handle:
-            os.fsync(handle.fileno())
+        _atomic.fsync_file(staging)
+        # Created only now, so a failed first run leaves no empty partition behind.
+        folder.mkdir(parents=True, exist_ok=True)
         os.replace(staging, final)
+        _atomic.fsync_dir(folder)
     except BaseException:
         staging.unlink(missing_ok=True)
         raise
     return final
+
+
+def staging_path(root: str | Path) -> Path:
+    """The folder under ``root`` where files are written before they are renamed into place."""
+    return Path(root) / STAGING_FOLDER
+
+
+def sweep_leftovers(root: str | Path, partition: Path | None = None) -> list[Path]:
+    """Remove temporary files that killed writers left; returns what was removed.
+
+    In ``.staging``, a file is removed once its writer is gone (see :mod:`rectransfer._atomic`);
+    hidden temporaries that earlier versions wrote inside ``partition`` are always removed.
+    """
+    removed = []
+    try:
+        staged = [p for p in staging_path(root).iterdir() if p.name.endswith(_STAGING_SUFFIX)]
+    except OSError:
+        staged = []
+    removed += _atomic.sweep(staged)
+    if partition is not None:
+        try:
+            legacy = [p for p in partition.iterdir() if p.name.startswith(_LEGACY_TEMP_PREFIX)]
+        except OSError:
+            legacy = []
+        for path in legacy:
+            _atomic.remove(path)
+            removed.append(path)
+    return removed
 
 
 def _to_pandas(

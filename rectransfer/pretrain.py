@@ -20,6 +20,7 @@ from rectransfer.schema import RetailerData
 from rectransfer.training_data import LabelledRows, labelled_rows
 
 EARLY_STOPPING_SHARE = 0.1  # customers held out (by customer, across all sources) to pick rounds
+MIN_TRAINING_LISTS = 10
 MAX_TRAINING_NEGATIVES = 100  # per training list; the rest add cost, not signal
 
 
@@ -97,10 +98,12 @@ def pretrain(
             )
         )
     rows = LabelledRows.concat(parts)
-    if rows.positives_only().n_groups == 0:
+    n_lists = rows.positives_only().n_groups
+    if n_lists < MIN_TRAINING_LISTS:
         raise SchemaError(
-            f"interactions of {names!r}: no customer has two or more interactions, so there is "
-            "nothing to learn from. Give sources with repeat customers."
+            f"interactions of {names!r}: only {n_lists} training lists (a returning customer "
+            f"whose next item is among the candidates); pretraining needs {MIN_TRAINING_LISTS}. "
+            "Give sources with more customers who came back."
         )
     train, valid = split_by_customer(
         rows, test_size=EARLY_STOPPING_SHARE, random_state=random_state

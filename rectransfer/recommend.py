@@ -194,6 +194,8 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 def _top_k_per_query(query: np.ndarray, item: np.ndarray, scores: np.ndarray, k: int):  # type: ignore[no-untyped-def]
     """Yield (query, items, scores) with each query's best ``k`` rows, ties by item order."""
+    if len(query) == 0:
+        return
     order = np.lexsort((item, -scores, query))
     query, item, scores = query[order], item[order], scores[order]
     starts = np.flatnonzero(np.r_[True, query[1:] != query[:-1]])

@@ -14,6 +14,14 @@ same checks, once; everything downstream trusts the normalised frames (see ``ITE
 :class:`~rectransfer.errors.SchemaError` naming the file (or table), the column, up to five
 offending values and the fix. Row numbers in messages count data rows from 1, header excluded.
 
+Beyond types, ids and nulls, the checks reject what is almost always a broken export rather than
+data: timestamps more than a day in the future (often milliseconds stored as seconds), text cells
+longer than ``MAX_TEXT_CHARS`` characters (a whole page or file pasted into one cell; only the first
+400 characters of a description are used anyway, so such text is rejected, not cut, to surface the
+broken export), CSV files with another delimiter than the comma, and text timestamps that mix unix
+seconds with ISO 8601 text. Blank (null or whitespace-only) titles only warn
+(:class:`~rectransfer.errors.DataQualityWarning`). Validation never writes anything.
+
 Examples
 --------
 >>> import polars as pl
@@ -28,8 +36,9 @@ Examples
 
 from __future__ import annotations
 
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -41,6 +50,8 @@ from rectransfer.errors import DataQualityWarning, SchemaError
 __all__ = [
     "INTERACTIONS_SCHEMA",
     "ITEMS_SCHEMA",
+    "MAX_FUTURE_SECONDS",
+    "MAX_TEXT_CHARS",
     "USERS_SCHEMA",
     "Columns",
     "RetailerData",
@@ -96,8 +107,14 @@ INTERACTIONS_SCHEMA: Final = pl.Schema(
 )
 USERS_SCHEMA: Final = pl.Schema({Columns.USER: pl.String, Columns.TEXT: pl.String})
 
+# Longest text cell (ids included) accepted, in characters; longer is a broken export.
+MAX_TEXT_CHARS: Final = 100_000
+# How far after the current time an interaction may be (clock skew between systems).
+MAX_FUTURE_SECONDS: Final = 86_400
+
 _QUANTITY: Final = "quantity"
 _MAX_EXAMPLES: Final = 5
+_OTHER_DELIMITERS: Final = (";", "\t", "|")
 _FORMATS: Final = (".parquet", ".csv")
 
 # Columns read from each file (others are dropped), the required ones, and those a CSV reader
@@ -272,20 +289,26 @@ class RetailerData:
             )
         items_file = _require_file(path, "items")
         items_frame, items_label = _read_table(items_file, _ITEM_COLUMNS, _REQUIRED_ITEM_COLUMNS)
-        items = _normalise_items(items_frame, items_label)
+        items = _guarded(items_label, _normalise_items, items_frame, items_label)
         interactions_file = _require_file(path, "interactions")
         interactions_frame, interactions_label = _read_table(
             interactions_file, _INTERACTION_COLUMNS, _REQUIRED_INTERACTION_COLUMNS
         )
-        interactions = _normalise_interactions(
-            interactions_frame, interactions_label, items=items, items_label=items_label
+        interactions = _guarded(
+            interactions_label,
+            _normalise_interactions,
+            interactions_frame,
+            interactions_label,
+            items=items,
+            items_label=items_label,
         )
         users_file = _find_file(path, "users")
         users = None
         if users_file is not None:
-            users = _normalise_users(
-                *_read_table(users_file, _USER_COLUMNS, _REQUIRED_USER_COLUMNS)
+            users_frame, users_label = _read_table(
+                users_file, _USER_COLUMNS, _REQUIRED_USER_COLUMNS
             )
+            users = _guarded(users_label, _normalise_users, users_frame, users_label)
         return cls(name or path.name or path.resolve().name, items, interactions, users)
 
     @classmethod
@@ -335,12 +358,34 @@ class RetailerData:
         >>> shop.items[Columns.IN_STOCK].to_list()
         [True, False]
         """
-        normalised_items = _normalise_items(items, "items")
-        normalised_interactions = _normalise_interactions(
-            interactions, "interactions", items=normalised_items, items_label="items"
+        normalised_items = _guarded("items", _normalise_items, items, "items")
+        normalised_interactions = _guarded(
+            "interactions",
+            _normalise_interactions,
+            interactions,
+            "interactions",
+            items=normalised_items,
+            items_label="items",
         )
-        normalised_users = None if users is None else _normalise_users(users, "users")
+        normalised_users = (
+            None if users is None else _guarded("users", _normalise_users, users, "users")
+        )
         return cls(name, normalised_items, normalised_interactions, normalised_users)
+
+
+def _guarded(
+    label: str, normalise: Callable[..., pl.DataFrame], *args: object, **kwargs: object
+) -> pl.DataFrame:
+    """Run a normaliser; a polars failure the checks did not foresee still names the table."""
+    try:
+        return normalise(*args, **kwargs)
+    except SchemaError:
+        raise
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, TypeError) as err:
+        raise SchemaError(
+            f"{label}: could not be validated ({_first_line(err)}). Check the column types "
+            "against the data contract (ids and text as strings, numbers as numbers)."
+        ) from err
 
 
 # ----------------------------------------------------------------------------------------------
@@ -387,26 +432,60 @@ def _read_table(
 ) -> tuple[pl.DataFrame, str]:
     """Read the contract's columns of one table; returns the frame and the file name."""
     label = path.name
-    kind = "CSV" if path.suffix == ".csv" else "Parquet"
+    is_csv = path.suffix == ".csv"
+    fix = (
+        "Save it as comma-separated UTF-8 text with a header row."
+        if is_csv
+        else "Export it again as Parquet; a damaged file is often a copy that was cut short."
+    )
     try:
         lazy = _scan(path)
         present = list(lazy.collect_schema())
+        if is_csv:
+            _require_comma_separated(present, label)
         # Check before selecting so that the message lists every column of the file.
         _require_columns(present, label, required_columns)
         frame = lazy.select([c for c in wanted if c in present]).collect()
     except SchemaError:  # ours (a ValueError too): pass it on unchanged
         raise
     except (pl.exceptions.PolarsError, OSError, ValueError, pl.exceptions.PanicException) as err:
-        detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        kind = "CSV" if is_csv else "Parquet"
         raise SchemaError(
-            f"{label}: could not be read as a {kind} file ({detail}). "
-            f"Re-export it as {kind} (UTF-8 for CSV) or check that the file is not damaged."
+            f"{label}: could not be read as a {kind} file ({_first_line(err)}). {fix}"
         ) from err
     return frame, label
 
 
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
+
+
+def _require_comma_separated(present: Sequence[str], label: str) -> None:
+    """A CSV read as one column whose name holds another delimiter used that delimiter."""
+    if len(present) != 1:
+        return
+    for delimiter in _OTHER_DELIMITERS:
+        if delimiter in present[0]:
+            shown = "tab" if delimiter == "\t" else repr(delimiter)
+            raise SchemaError(
+                f"{label}: the header {present[0]!r} was read as one column: the file seems to "
+                f"be separated by {shown}, not by commas. Save it comma-separated (e.g. "
+                f"pl.read_csv(path, separator={delimiter!r}).write_csv(path))."
+            )
+
+
 # ----------------------------------------------------------------------------------------------
 # Formatting messages
+
+
+def _short(value: object) -> object:
+    """A value for a message: long text is cut (the message stays one or two lines)."""
+    if isinstance(value, str) and len(value) > 40:
+        return value[:37] + "..."
+    if isinstance(value, bytes) and len(value) > 40:
+        return value[:37] + b"..."
+    return value
 
 
 def _examples(values: Sequence[object]) -> str:
@@ -418,7 +497,7 @@ def _examples(values: Sequence[object]) -> str:
 def _located(values: pl.Series, mask: pl.Series) -> str:
     """Up to five ``value at data row n`` examples where ``mask`` holds."""
     rows = mask.arg_true().head(_MAX_EXAMPLES).to_list()
-    return ", ".join(f"{values[r]!r} at data row {r + 1}" for r in rows)
+    return ", ".join(f"{_short(values[r])!r} at data row {r + 1}" for r in rows)
 
 
 def _plural(n: int, word: str) -> str:
@@ -458,7 +537,11 @@ def _is_text(dtype: pl.DataType) -> bool:
 
 
 def _wrong_type(label: str, column: str, values: pl.Series, expected: str, fix: str) -> SchemaError:
-    examples = _examples(values.drop_nulls().unique(maintain_order=True).to_list())
+    try:
+        shown = values.drop_nulls().unique(maintain_order=True).to_list()
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, TypeError):
+        shown = [v for v in values.head(100).to_list() if v is not None]
+    examples = _examples([_short(v) for v in shown])
     return SchemaError(
         f"{label}: column {column!r} holds {values.dtype} values (e.g. {examples}) but must "
         f"hold {expected}. {fix}"
@@ -489,17 +572,59 @@ def _id_column(frame: pl.DataFrame, label: str, column: str) -> pl.Series:
             f"{label}: column {column!r} has {_plural(int(bad.sum()), 'null or empty value')}, "
             f"e.g. {_located(shown, bad)}. Every row needs an id; fill them in or drop those rows."
         )
+    _require_short(ids, label, column)
     return ids.alias(column)
 
 
-def _require_unique(ids: pl.Series, label: str, column: str, what: str) -> None:
+def _require_short(text: pl.Series, label: str, column: str) -> None:
+    """Reject cells longer than ``MAX_TEXT_CHARS`` (a broken export, not product data)."""
+    lengths = text.str.len_chars()
+    long = (lengths > MAX_TEXT_CHARS).fill_null(False)
+    if long.any():
+        rows = long.arg_true().head(_MAX_EXAMPLES).to_list()
+        shown = ", ".join(f"{lengths[r]} characters at data row {r + 1}" for r in rows)
+        raise SchemaError(
+            f"{label}: column {column!r} has {_plural(int(long.sum()), 'value')} longer than "
+            f"{MAX_TEXT_CHARS} characters ({shown}), which is a broken export rather than text. "
+            "Keep what customers see (only the first 400 characters of a description are used) "
+            "or drop those rows."
+        )
+
+
+def _require_unique(
+    ids: pl.Series, label: str, column: str, what: str, frame: pl.DataFrame | None = None
+) -> None:
     repeated = ids.filter(ids.is_duplicated()).unique(maintain_order=True)
     if repeated.len():
+        detail = "" if frame is None else _repeat_detail(frame, ids, repeated[0])
         raise SchemaError(
             f"{label}: column {column!r} has {_plural(repeated.len(), 'id')} on more than one row, "
-            f"e.g. {_examples(repeated.to_list())}. Keep one row per {what} "
+            f"e.g. {_examples(repeated.to_list())}{detail}. Keep one row per {what} "
             "(merge or drop the repeats)."
         )
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal, counting NaN as equal to NaN."""
+    return a == b or (a != a and b != b)  # NaN is the one value not equal to itself
+
+
+def _repeat_detail(frame: pl.DataFrame, ids: pl.Series, repeated_id: str) -> str:
+    """Where one repeated id sits, and whether its rows agree (repeats) or conflict (two items)."""
+    rows = (ids == repeated_id).arg_true().to_list()
+    where = ", ".join(str(r + 1) for r in rows[:_MAX_EXAMPLES])
+    first = frame.row(rows[0], named=True)
+    for column in frame.columns:
+        if column == Columns.ITEM:
+            continue
+        values = [frame.row(r, named=True)[column] for r in rows]
+        if not all(_same(v, first[column]) for v in values):
+            shown = " vs ".join(repr(_short(v)) for v in list(dict.fromkeys(values))[:2])
+            return (
+                f" ({repeated_id!r} is on data rows {where} with different {column!r}: {shown}; "
+                "if they are different products, give each its own id)"
+            )
+    return f" ({repeated_id!r} is on data rows {where}, identical: drop the repeats)"
 
 
 def _text_column(frame: pl.DataFrame, label: str, column: str) -> pl.Series:
@@ -508,7 +633,9 @@ def _text_column(frame: pl.DataFrame, label: str, column: str) -> pl.Series:
         return pl.Series(column, [None] * frame.height, dtype=pl.String)
     raw = frame.get_column(column)
     if raw.dtype == pl.Null or _is_text(raw.dtype) or raw.dtype.is_integer():
-        return raw.cast(pl.String).alias(column)
+        text = raw.cast(pl.String).alias(column)
+        _require_short(text, label, column)
+        return text
     raise _wrong_type(
         label, column, raw, "text", f"Store {column} as strings (Utf8) before saving."
     )
@@ -583,8 +710,17 @@ def _timestamp_column(frame: pl.DataFrame, label: str) -> pl.Series:
     dtype = raw.dtype
     fix = f"Store unix seconds (integers), datetimes, or ISO 8601 text such as {_ISO_EXAMPLE}."
     if _is_text(dtype):
-        seconds = _parse_iso(raw.cast(pl.String))
+        text = raw.cast(pl.String)
+        seconds = _parse_iso(text)
         unparsed = raw.is_not_null() & seconds.is_null()
+        digits = text.str.strip_chars().str.contains(r"^\d+$").fill_null(False)
+        if (unparsed & digits).any() and seconds.is_not_null().any():
+            raise SchemaError(
+                f"{label}: column {column!r} mixes unix seconds "
+                f"({_located(text, unparsed & digits)}) with ISO 8601 text "
+                f"({_located(text, seconds.is_not_null())}). Use one form for the whole column: "
+                "integers (unix seconds) or ISO 8601 text."
+            )
         if unparsed.any():
             raise SchemaError(
                 f"{label}: column {column!r} has "
@@ -629,6 +765,18 @@ def _timestamp_column(frame: pl.DataFrame, label: str) -> pl.Series:
             f"{_plural(int(negative.sum()), 'negative value')} (before 1970), "
             f"e.g. {_located(raw, negative)}. {fix}"
         )
+    limit = int(time.time()) + MAX_FUTURE_SECONDS
+    future = seconds > limit
+    if future.any():
+        hint = (
+            "They look like milliseconds: divide by 1000."
+            if min(seconds.filter(future).to_list()) > 100_000_000_000  # year 5138 in seconds
+            else "Fix the clock or the time zone of the exporting system, or drop those rows."
+        )
+        raise SchemaError(
+            f"{label}: column {column!r} has {_plural(int(future.sum()), 'value')} more than a "
+            f"day in the future (after unix second {limit}), e.g. {_located(raw, future)}. {hint}"
+        )
     return seconds.alias(column)
 
 
@@ -671,19 +819,21 @@ def _normalise_items(frame: pl.DataFrame, label: str) -> pl.DataFrame:
             "Add at least one product."
         )
     item_ids = _id_column(frame, label, Columns.ITEM)
-    _require_unique(item_ids, label, Columns.ITEM, "item")
+    present = [c for c in _ITEM_COLUMNS if c in frame.columns]
+    _require_unique(item_ids, label, Columns.ITEM, "item", frame.select(present))
     title = _text_column(frame, label, Columns.TITLE)
-    untitled = title.is_null()
+    untitled = title.is_null() | (title.str.strip_chars() == "")
     if untitled.any():
         # Real catalogues have the odd product without a title; its other text and its
         # behaviour still carry it, so this is worth a warning, not a failed run.
         warnings.warn(
-            f"{label}: column {Columns.TITLE!r} has {_plural(int(untitled.sum()), 'null value')}, "
+            f"{label}: column {Columns.TITLE!r} has "
+            f"{_plural(int(untitled.sum()), 'null or blank value')}, "
             f"e.g. {_located(title, untitled)} "
             f"(items {_examples(item_ids.filter(untitled).to_list())}); they are read as empty "
             "titles. Give every item a title (its name as customers see it).",
             DataQualityWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
         title = title.fill_null("")
     price = (

@@ -16,15 +16,18 @@ Planted behaviours (identical at every shop, so what a ranker learns at one tran
   the customer's interest domains, or, with probability ``P_POPULAR``, a globally popular product.
 * **Popularity.** Inside a kind the product is drawn from a Zipf-like popularity that drifts a
   little over the 180-day window; some products launch part-way through it.
-* **Taste in text.** Every customer has one or two interest domains. About ``P_TEXT`` of them have
-  a ``users.parquet`` row whose text (review snippets, searches, profile tags) reveals those
-  interests in their own words, never with product titles, plus some noise. Customers without
-  text have no row.
+* **Taste in text.** Every customer has one or two interest domains, a price tier (budget,
+  mid-range, premium) and may be brand-loyal. About ``P_TEXT`` of them have a ``users.parquet``
+  row whose text (review snippets, searches, profile tags) reveals their interests, and often
+  their tier, in their own words, never with product titles, plus some noise. Customers without
+  text have no row. Inside a kind, budget customers lean to the cheap end and premium ones to the
+  dear end (whose descriptions say "Great value." or "Premium materials throughout."), and loyal
+  customers to the brand they last bought in that domain.
 * **Shop variety.** ``urban_pantry`` logs views, carts and purchases (``event``);
   ``harbor_home`` logs a ``quantity`` and ships its interactions shuffled; ``northwind_outfitters``
   sorts by time instead of by customer; the target ``trailhead_market`` is small, logs mostly
-  purchases, is shuffled, has products nobody has interacted with yet and customers with text
-  but no history.
+  purchases, is shuffled, has ``n_new_items`` products that launch after the window (nobody has
+  interacted with them) and ``n_cold_users`` customers with text but no history.
 """
 
 import argparse
@@ -837,7 +840,7 @@ class ShopSpec:
     extra_column: str | None = None  # "event", "quantity" or None
     row_order: str = "user"  # "user", "time" or "shuffled"
     n_cold_users: int = 0  # customers with text but no interactions
-    n_new_items: int = 0  # products nobody has interacted with
+    n_new_items: int = 0  # products launching after the window: nobody has interacted with them
     blank_description_share: float = 0.0
     # event logs, per purchase step: mean views of alternatives of the same kind, chance of a
     # view of the product itself, of adding it to the cart, of buying it
@@ -924,8 +927,8 @@ SHOPS: tuple[ShopSpec, ...] = (
         role="targets",
         sku="TM-{:05d}",
         user_id="tm-{:04d}",
-        n_users=190,
-        n_items=225,
+        n_users=165,
+        n_items=210,
         favourite_domains=("camping", "coffee", "dogs"),
         title_templates=("{mod} {noun}", "{noun} by {brand}", "{mod2} {noun}, {variant}"),
         description_templates=("{f1}", "{f1} Good for {use}."),
@@ -939,12 +942,12 @@ SHOPS: tuple[ShopSpec, ...] = (
         n_cold_users=15,
         n_new_items=10,
         blank_description_share=0.04,
-        session=(0.15, 0.08, 0.04, 1.0),
+        session=(0.25, 0.08, 0.04, 1.0),
         noun_share=0.5,
-        zipf_exponent=0.6,
+        zipf_exponent=0.4,
         min_per_kind=2,
         launch_share=0.04,
-        browse_share=0.2,
+        browse_share=0.3,
     ),
 )
 
@@ -998,7 +1001,7 @@ def kind_slots(rng: np.random.Generator, spec: ShopSpec) -> list[tuple[int, int]
     return [kinds[i] for i in range(len(kinds)) for _ in range(int(counts[i]))]
 
 
-def shop_brands(rng: np.random.Generator, spec: ShopSpec) -> list[list[str]]:
+def shop_brands(rng: np.random.Generator) -> list[list[str]]:
     """Three brands per domain, all distinct within the shop."""
     pairs = rng.choice(len(BRAND_STEMS) * len(BRAND_TAILS), 3 * len(DOMAINS), replace=False)
     names = [BRAND_STEMS[p // len(BRAND_TAILS)] + BRAND_TAILS[p % len(BRAND_TAILS)] for p in pairs]
@@ -1035,8 +1038,8 @@ def product_title(
 def product_description(
     rng: np.random.Generator, spec: ShopSpec, d: int, kind: Kind, price_pct: float
 ) -> str:
-    """A description from the shop's templates, the kind's features, a word on value for the
-    cheapest and dearest products of the kind, and the shop boilerplate."""
+    """A description: the shop's template filled with the kind's features, then a word on value
+    for the cheapest and dearest products of the kind, then the shop boilerplate."""
     if rng.random() < spec.blank_description_share:
         return ""
     f1, f2 = (kind.features[i] for i in rng.choice(len(kind.features), 2, replace=False))
@@ -1074,50 +1077,51 @@ def zipf_weights(rng: np.random.Generator, n: int, exponent: float) -> np.ndarra
 def build_catalogue(rng: np.random.Generator, spec: ShopSpec) -> Catalogue:
     """The shop's products: ids, text, category, brand, price, stock and hidden popularity."""
     slots = kind_slots(rng, spec)
-    brands, vocab = shop_brands(rng, spec), shop_vocabulary(rng, spec)
+    brands, vocab = shop_brands(rng), shop_vocabulary(rng, spec)
     ids = rng.choice(np.arange(1_000, 100_000), len(slots), replace=False)
-    domain = np.array([d for d, _ in slots])
-    kind = np.array([k for _, k in slots])
+    domain_of = np.array([d for d, _ in slots])
+    kind_of = np.array([k for _, k in slots])
     prices = np.array([product_price(rng, spec, DOMAINS[d].kinds[k]) for d, k in slots])
-    price_pct = within_kind_percentile(prices, domain, kind)
+    price_pct = within_kind_percentile(prices, domain_of, kind_of)
     rows, titles = [], set()
     for s, ((d, k), number) in enumerate(zip(slots, ids, strict=True)):
-        dom, kind_ = DOMAINS[d], DOMAINS[d].kinds[k]
+        dom, kind = DOMAINS[d], DOMAINS[d].kinds[k]
         brand = pick(rng, brands[d])
         for _ in range(20):  # retry for distinct titles
-            title = product_title(rng, spec, kind_, pick(rng, vocab[d, k]), brand)
+            title = product_title(rng, spec, kind, pick(rng, vocab[d, k]), brand)
             if title not in titles:
                 break
         titles.add(title)
         label = dom.labels[spec.label_style % len(dom.labels)]
-        leaf = kind_.leaves[(spec.label_style + d) % len(kind_.leaves)]
+        leaf = kind.leaves[(spec.label_style + d) % len(kind.leaves)]
         rows.append(
             {
                 "item_id": spec.sku.format(int(number)),
                 "title": title,
-                "description": product_description(rng, spec, d, kind_, price_pct[s]),
+                "description": product_description(rng, spec, d, kind, float(price_pct[s])),
                 "category": f"{label}{spec.separator}{leaf}",
                 "brand": brand,
-                "price": prices[s],
+                "price": float(prices[s]),
             }
         )
     n = len(rows)
     base = np.zeros(n)
     for key in sorted(set(slots)):
-        members = np.flatnonzero((domain == key[0]) & (kind == key[1]))
+        members = np.flatnonzero((domain_of == key[0]) & (kind_of == key[1]))
         base[members] = zipf_weights(rng, len(members), spec.zipf_exponent)
     launch = np.where(rng.random(n) < spec.launch_share, rng.uniform(0.1, 0.6, n), 0.0)
     launch[rng.choice(n, spec.n_new_items, replace=False)] = 2.0  # never bought in the window
-    in_stock = rng.random(n) >= OUT_OF_STOCK_SHARE
-    in_stock[launch > 1.0] = True
+    in_stock = np.ones(n, dtype=bool)  # new products are in stock; some sold products are not
+    sold = np.flatnonzero(launch <= 1.0)
+    in_stock[rng.choice(sold, round(OUT_OF_STOCK_SHARE * n), replace=False)] = False
     frame = pl.DataFrame(rows).with_columns(
         pl.col("price").cast(pl.Float64), pl.Series("in_stock", in_stock, dtype=pl.Boolean)
     )
     order = rng.permutation(n)  # catalogue rows not grouped by kind
     return Catalogue(
         frame=frame[order],
-        domain=domain[order],
-        kind=kind[order],
+        domain=domain_of[order],
+        kind=kind_of[order],
         base_weight=base[order],
         drift=rng.normal(0.0, DRIFT_SD, n)[order],
         launch=launch[order],
@@ -1171,7 +1175,7 @@ def event_times(rng: np.random.Generator, n: int) -> np.ndarray:
     """``n`` increasing unix seconds inside the window, at least two hours apart."""
     window = WINDOW_DAYS * DAY
     span = int(rng.uniform(14, WINDOW_DAYS - 3) * DAY)
-    start = int(rng.integers(0, window - span - 2 * DAY))
+    start = int(rng.integers(DAY, window - span - 2 * DAY))  # sessions stay inside the window
     offsets = np.sort(rng.integers(0, span, n))
     offsets = offsets + 7_200 * np.arange(n)  # strictly increasing, room for sessions
     return int(BASE_DATE.timestamp()) + start + offsets

@@ -74,3 +74,9 @@ def test_adapt_refuses_a_shop_without_returning_customers(broad):
 def test_pretraining_is_deterministic(sources, encoder, broad):
     again = rt.pretrain(sources, encoder=encoder, random_state=0)
     assert again.model_version == broad.model_version
+
+
+def test_pretraining_on_sources_too_small_to_learn_from_is_a_clear_error(encoder):
+    tiny = make_shop("tinysrc", seed=2, n_users=3)
+    with pytest.raises(rt.SchemaError, match="training lists"):
+        rt.pretrain([tiny], encoder=encoder)

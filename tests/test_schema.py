@@ -691,6 +691,10 @@ def test_schema_error_is_in_the_tree() -> None:
 # Properties
 
 ID_TEXT = st.text(alphabet=string.ascii_letters + string.digits + "-_.", min_size=1, max_size=6)
+# Blank titles are accepted with a DataQualityWarning (tested above); these are never blank.
+TITLE_TEXT = st.text(st.characters(categories=["L", "N", "P", "S"]), min_size=1, max_size=10)
+# Timestamps are rejected more than a day after the current time; these are never that late.
+LAST_VALID_SECOND = 1_767_225_600  # 2026-01-01 UTC
 PROPERTY_SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -709,7 +713,7 @@ def valid_frames(draw: st.DrawFn) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFr
         item_ids = [draw(st.sampled_from(["", " ", "  "])) + name for name in names]
     items: dict[str, object] = {
         "item_id": item_ids,
-        "title": draw(st.lists(st.text(max_size=10), min_size=n_items, max_size=n_items)),
+        "title": draw(st.lists(TITLE_TEXT, min_size=n_items, max_size=n_items)),
     }
     for column in ("description", "category", "brand"):
         if draw(st.booleans()):
@@ -738,13 +742,13 @@ def valid_frames(draw: st.DrawFn) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFr
     }
     if draw(st.booleans()):
         interactions["timestamp"] = draw(
-            st.lists(st.integers(0, 2**40), min_size=n_rows, max_size=n_rows)
+            st.lists(st.integers(0, LAST_VALID_SECOND), min_size=n_rows, max_size=n_rows)
         )
     else:
         interactions["timestamp"] = pl.Series(
             draw(
                 st.lists(
-                    st.datetimes(dt.datetime(1970, 1, 2), dt.datetime(2100, 1, 1)),
+                    st.datetimes(dt.datetime(1970, 1, 2), dt.datetime(2026, 1, 1)),
                     min_size=n_rows,
                     max_size=n_rows,
                 )
@@ -823,6 +827,7 @@ CORRUPTIONS = [
     "null user id",
     "null interaction item",
     "null timestamp",
+    "future timestamp",
     "unknown item",
     "duplicate item",
     "negative price",
@@ -855,6 +860,15 @@ def test_invalid_frames_raise_schema_error(
         )
     elif corruption == "null item id":
         items = _null_at(items, "item_id", item_row)
+    elif corruption == "future timestamp":
+        year_3000 = 32_503_680_000
+        extra = pl.DataFrame(
+            {"user_id": ["u"], "item_id": items["item_id"].head(1), "timestamp": [year_3000]}
+        )
+        interactions = pl.concat(
+            [interactions.with_columns(pl.col("timestamp").cast(pl.Int64)), extra],
+            how="diagonal_relaxed",
+        )
     elif corruption == "unknown item":
         int_ids = interactions["item_id"].dtype == pl.Int64
         time_dtype = interactions["timestamp"].dtype
