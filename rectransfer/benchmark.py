@@ -43,6 +43,7 @@ from rectransfer.model import RecModel
 from rectransfer.prepare import PreparedRetailer, prepare
 from rectransfer.ranker import predict
 from rectransfer.schema import Columns, RetailerData
+from rectransfer.stats import BehaviourStats
 from rectransfer.training_data import cut_queries, labelled_rows
 
 PROTOCOL = (
@@ -336,3 +337,85 @@ def markdown_summary(report: dict[str, Any], *, metric: str = "ndcg@10") -> str:
             cells.append(f"{row['mean'][0]:.4f} ± {row['se'][0]:.4f}" if row.height else "")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+COLD_SHARE = 0.2  # share of the customers with text whose interactions are hidden
+
+
+def _set_metrics(top: np.ndarray, relevant: list[set[int]], ks: Sequence[int]) -> dict[str, float]:
+    """Recall@K and NDCG@K (binary relevance) of ranked lists against sets of relevant items."""
+    out: dict[str, float] = {}
+    discounts = 1.0 / np.log2(np.arange(2, top.shape[1] + 2))
+    for k in ks:
+        hits = np.array(
+            [[item in rel for item in row[:k]] for row, rel in zip(top, relevant, strict=True)]
+        )
+        sizes = np.array([len(rel) for rel in relevant])
+        ideal = np.array([discounts[: min(k, n)].sum() for n in sizes])
+        out[f"recall@{k}"] = float((hits.sum(axis=1) / sizes).mean())
+        out[f"ndcg@{k}"] = float(((hits * discounts[:k]).sum(axis=1) / ideal).mean())
+    return out
+
+
+def run_cold_customers(
+    base: RecModel,
+    target: RetailerData,
+    *,
+    ks: Sequence[int] = (10, 20, 50),
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Customers known only by their own words: hide all interactions of a seeded 20% of the
+    customers with text, recommend from their text alone (what ``recommend`` does for them) and
+    compare with popularity, both scored against every item they really interacted with."""
+    if target.users is None:
+        raise ConfigError(
+            f"{target.name!r} has no users file; --cold-customers needs customers' own text."
+        )
+    with_text = target.users.filter(pl.col(Columns.TEXT).str.strip_chars() != "")[Columns.USER]
+    active = set(target.interactions[Columns.USER].unique().to_list())
+    candidates = sorted(set(with_text.to_list()) & active)
+    if len(candidates) < 5:
+        raise ConfigError(
+            f"{target.name!r} has {len(candidates)} customers with both text and interactions; "
+            "--cold-customers needs at least 5."
+        )
+    rng = np.random.default_rng(seed)
+    cold = sorted(
+        rng.choice(candidates, max(1, round(COLD_SHARE * len(candidates))), replace=False)
+    )
+    cold_set = set(cold)
+    warm = [u for u in sorted(active) if u not in cold_set]
+    known = subset_customers(target, warm)
+    known = replace(known, users=target.users)  # the cold customers' text stays known
+    prepared = prepare(known, base.encoder)
+    position = {u: i for i, u in enumerate(prepared.index.user_ids.tolist())}
+    cold_rows = np.array([position[u] for u in cold], dtype=np.int64)
+    item_position = {item: i for i, item in enumerate(prepared.index.item_ids.tolist())}
+    truth = subset_customers(target, cold).interactions
+    relevant_by_user: dict[str, set[int]] = {}
+    for user, item in truth.select(Columns.USER, Columns.ITEM).iter_rows():
+        relevant_by_user.setdefault(user, set()).add(item_position[item])
+    relevant = [relevant_by_user[u] for u in cold]
+
+    width = max(ks)
+    allowed = prepared.catalogue.in_stock
+    text_scores = prepared.user_vectors[cold_rows] @ prepared.catalogue.vectors.T
+    text_scores[:, ~allowed] = -np.inf
+    text_top = np.argsort(-text_scores, axis=1, kind="stable")[:, :width]
+    stats = BehaviourStats.build(prepared.index.histories)
+    popularity = np.where(allowed, stats.recent_pct + stats.pop_pct, -np.inf)
+    popular_top = np.tile(np.argsort(-popularity, kind="stable")[:width], (len(cold), 1))
+    rows = [
+        {"model": name, "users": len(cold), **_set_metrics(top, relevant, ks)}
+        for name, top in (("text", text_top), ("popularity", popular_top))
+    ]
+    return {
+        "target": target.name,
+        "protocol": (
+            f"cold customers: {COLD_SHARE:.0%} of the customers with text (seed {seed}) have all "
+            "interactions hidden; lists from their text vs popularity, scored against every item "
+            "they interacted with"
+        ),
+        "base": {"model_version": base.model_version, "encoder": base.config.encoder.name},
+        "results": rows,
+    }

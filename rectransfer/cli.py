@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seeds", type=int, default=3, help="seeds per fraction below 1 (default: 3)")
     b.add_argument("--k", type=_ints, default=[10, 20, 50], metavar="K,K,...")
     b.add_argument("--out", type=Path, required=True, metavar="RESULTS_JSON")
+    b.add_argument(
+        "--cold-customers",
+        action="store_true",
+        help="instead: hide 20%% of the customers with text and recommend from their text alone",
+    )
     b.add_argument("--plot", type=Path, default=None, metavar="FILE.png")
     b.add_argument("--name", default=None, help="retailer name (default: the folder's name)")
     _add_encoder_options(b)
@@ -148,10 +153,22 @@ def _run(args: argparse.Namespace) -> None:
         n_users = recs["user_id"].n_unique()
         print(f"{recs.height} recommendations for {n_users} customers of {data.name} -> {path}")
     elif args.command == "benchmark":
-        from rectransfer.benchmark import markdown_summary, run_benchmark, write_report
+        from rectransfer.benchmark import (
+            markdown_summary,
+            run_benchmark,
+            run_cold_customers,
+            write_report,
+        )
 
         base = rt.RecModel.load(args.base, encoder=_encoder(args))
         target = rt.RetailerData.load(args.target, name=args.name)
+        if args.cold_customers:
+            cold = run_cold_customers(base, target, ks=args.k, seed=args.seed)
+            write_report(cold, args.out)
+            for row in cold["results"]:
+                print(", ".join(f"{k}: {v}" for k, v in row.items()))
+            print(f"results -> {args.out}")
+            return
         report = run_benchmark(base, target, fractions=args.fractions, seeds=args.seeds, ks=args.k)
         write_report(report, args.out, plot=args.plot)
         print(markdown_summary(report))

@@ -133,3 +133,22 @@ def test_cli_benchmark_writes_json_and_plot(broad, shop, tmp_path, capsys):
 def test_write_report_is_atomic(tmp_path):
     write_report({"a": 1}, tmp_path / "r.json")
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_cold_customers_are_served_from_their_text_better_than_popularity(broad, shop):
+    from rectransfer.benchmark import run_cold_customers
+
+    report = run_cold_customers(broad, shop, ks=(10,), seed=0)
+    rows = {r["model"]: r for r in report["results"]}
+    assert rows["text"]["users"] == rows["popularity"]["users"] == 30  # 20% of 150
+    assert rows["text"]["ndcg@10"] > 2 * rows["popularity"]["ndcg@10"]
+    assert 0 <= rows["text"]["recall@10"] <= 1
+
+
+def test_cold_customers_need_a_users_file(broad, shop):
+    from dataclasses import replace
+
+    from rectransfer.benchmark import run_cold_customers
+
+    with pytest.raises(rt.ConfigError, match="users file"):
+        run_cold_customers(broad, replace(shop, users=None))
