@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -10,6 +11,7 @@ from rectransfer.catalogue import Catalogue
 from rectransfer.encoder import Encoder
 from rectransfer.histories import RetailerIndex
 from rectransfer.schema import Columns, RetailerData
+from rectransfer.stats import BehaviourStats
 from rectransfer.text import user_texts
 
 
@@ -31,6 +33,11 @@ class PreparedRetailer:
     @property
     def name(self) -> str:
         return self.data.name
+
+    @cached_property
+    def serving_stats(self) -> BehaviourStats:
+        """Behaviour statistics over all interactions, built once per prepared retailer."""
+        return BehaviourStats.build(self.index.histories)
 
 
 def prepare(

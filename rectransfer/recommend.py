@@ -24,7 +24,6 @@ from rectransfer.errors import ConfigError
 from rectransfer.features import CandidateConfig, Queries, iter_candidate_rows
 from rectransfer.histories import Histories
 from rectransfer.schema import Columns, RetailerData
-from rectransfer.stats import BehaviourStats
 
 if TYPE_CHECKING:
     from rectransfer.model import RecModel
@@ -85,7 +84,7 @@ def recommend(
     prepared = model.prepare(data)
     index = prepared.index
     histories = index.histories
-    stats = BehaviourStats.build(histories)
+    stats = prepared.serving_stats
     allowed = _allowed_items(data, allow_items, deny_items)
     popularity = np.where(allowed, stats.recent_pct + stats.pop_pct, -np.inf)
 
