@@ -16,6 +16,7 @@ from rectransfer.encoder import Encoder
 from rectransfer.errors import RecTransferError
 from rectransfer.model import RecModel
 from rectransfer.report import RetailerOutcome, markdown_report
+from rectransfer.schema import retailer_folders
 from rectransfer.tasks import (
     adapt_task,
     encoder_from,
@@ -45,13 +46,6 @@ class NightlyParams(BaseModel):
 
 class RetailersFailed(RecTransferError):
     """Some retailers of a nightly run failed (the others completed)."""
-
-
-def retailer_folders(root: str | Path) -> list[Path]:
-    """Sub-folders of ``root`` that hold a retailer (hidden and ``_`` folders are skipped)."""
-    return sorted(
-        p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
-    )
 
 
 def run_retailer(

@@ -19,10 +19,8 @@ from rectransfer.errors import (
     ConfigError,
     DataQualityWarning,
     IncompatibleArtifactError,
-    NotFittedError,
     RecTransferError,
     SchemaError,
-    UnknownIdError,
 )
 from rectransfer.export import read_recommendations, write_recommendations
 from rectransfer.features import FEATURE_NAMES, CandidateConfig
@@ -42,13 +40,11 @@ __all__ = [
     "GuardReport",
     "HashingEncoder",
     "IncompatibleArtifactError",
-    "NotFittedError",
     "RecModel",
     "RecTransferError",
     "RetailerData",
     "SchemaError",
     "SentenceTransformerEncoder",
-    "UnknownIdError",
     "adapt",
     "load_encoder",
     "pretrain",

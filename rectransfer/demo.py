@@ -11,7 +11,7 @@ from rectransfer.errors import ConfigError
 from rectransfer.export import write_recommendations
 from rectransfer.guard import GuardReport
 from rectransfer.pretrain import pretrain
-from rectransfer.schema import RetailerData
+from rectransfer.schema import RetailerData, retailer_folders
 
 
 @dataclass(frozen=True)
@@ -26,10 +26,6 @@ def bundled_sample_data() -> Path:
     """``sample_data/`` of the source tree (the demo's data when none is given)."""
     here = Path(__file__).resolve().parent.parent / "sample_data"
     return here if here.is_dir() else Path("sample_data")
-
-
-def _retailer_folders(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
 
 
 def run_demo(
@@ -53,13 +49,13 @@ def run_demo(
     workdir = Path(workdir)
     say = print if echo else (lambda *_: None)
 
-    sources = [RetailerData.load(p) for p in _retailer_folders(sources_root)]
+    sources = [RetailerData.load(p) for p in retailer_folders(sources_root)]
     say(f"pretraining the broad model on {len(sources)} shops: {[s.name for s in sources]}")
     broad = pretrain(sources, encoder=encoder, random_state=random_state)
     broad_dir = broad.save(workdir / "models" / "broad")
 
     adapted_dirs, exports, guards = {}, {}, {}
-    for folder in _retailer_folders(targets_root):
+    for folder in retailer_folders(targets_root):
         shop = RetailerData.load(folder)
         say(f"\nadapting to {shop.name} ({shop.n_items} products, {shop.n_users} customers)")
         model = adapt(broad, shop, random_state=random_state)

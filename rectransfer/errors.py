@@ -11,17 +11,6 @@ class SchemaError(RecTransferError, ValueError):
     """A retailer's table breaks the data contract (names the file, column and values)."""
 
 
-class NotFittedError(RecTransferError, RuntimeError):
-    """A model was used before it was trained or loaded."""
-
-
-class UnknownIdError(RecTransferError, KeyError):
-    """An id that the retailer's data does not know."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
-        return str(self.args[0]) if self.args else ""
-
-
 class IncompatibleArtifactError(RecTransferError):
     """A model directory or cache entry cannot be used (missing, tampered, other version)."""
 

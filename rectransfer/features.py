@@ -119,13 +119,6 @@ class CandidateRows:
             np.concatenate([p.label for p in parts]),
         )
 
-    def group_sizes(self) -> np.ndarray:
-        """Rows per customer, in order (LightGBM's ``group``)."""
-        if self.n_rows == 0:
-            return np.zeros(0, dtype=np.int64)
-        starts = np.flatnonzero(np.r_[True, self.query[1:] != self.query[:-1]])
-        return np.diff(np.r_[starts, self.n_rows])
-
 
 def chunk_size(n_items: int) -> int:
     """Customers per chunk so that the dense blocks of a chunk fit ``BLOCK_BUDGET_BYTES``."""
@@ -297,9 +290,7 @@ def _chunk_rows(
     s_cooc = (cooc_history @ stats.cooc).toarray()
     support_history = cooc_history.copy()
     support_history.data[:] = 1.0
-    cooc_binary = stats.cooc.copy()
-    cooc_binary.data[:] = 1.0
-    s_support = (support_history @ cooc_binary).toarray()
+    s_support = (support_history @ stats.cooc_support).toarray()
     trans_history = _history_matrix(
         context, rows, last=len(TRANSITION_WEIGHTS), weights=np.asarray(TRANSITION_WEIGHTS)
     )

@@ -55,6 +55,7 @@ __all__ = [
     "USERS_SCHEMA",
     "Columns",
     "RetailerData",
+    "retailer_folders",
 ]
 
 
@@ -877,3 +878,16 @@ def _normalise_users(frame: pl.DataFrame, label: str) -> pl.DataFrame:
     _require_unique(user_ids, label, Columns.USER, "customer")
     text = _text_column(frame, label, Columns.TEXT).fill_null("")
     return pl.DataFrame([user_ids, text])
+
+
+def retailer_folders(root: str | Path) -> list[Path]:
+    """The retailer folders under ``root`` (one per retailer; hidden and ``_`` folders skipped).
+
+    Examples
+    --------
+    >>> [p.name for p in retailer_folders("sample_data/sources")]  # doctest: +SKIP
+    ['harbor_home', 'northwind_outfitters', 'summit_supply', 'urban_pantry']
+    """
+    return sorted(
+        p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
+    )

@@ -9,6 +9,7 @@ features mean the same at a shop of 200 customers and one of 200,000.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,6 +36,13 @@ class BehaviourStats:
     @property
     def n_items(self) -> int:
         return len(self.count)
+
+    @cached_property
+    def cooc_support(self) -> sp.csr_matrix:
+        """1 wherever two items co-occur: how many history items back a candidate."""
+        support = self.cooc.copy()
+        support.data[:] = 1.0
+        return support
 
     @classmethod
     def build(cls, histories: Histories) -> BehaviourStats:

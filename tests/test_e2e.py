@@ -22,7 +22,7 @@ def test_demo_transfers_beyond_popularity_and_target_only(demo):
     guard = result.guards["trailhead_market"]
     assert guard.ndcg["adapted"] > guard.ndcg["popularity"]
     assert guard.ndcg["adapted"] > guard.ndcg["local"]
-    assert guard.ndcg[guard.decision] >= guard.ndcg["local"]
+    assert guard.decision != "local"  # transfer pays on the small sample shop
 
 
 def test_demo_export_has_the_schema(demo):
