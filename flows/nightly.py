@@ -2,31 +2,26 @@
 
 One retailer's failure is recorded in the report and does not stop the others; the flow run ends
 failed (after the report is written) when any retailer failed, so schedulers and alerts see it.
+
+The work fans out (see ``rectransfer.tasks.export_retailers``): one task per retailer makes it ready
+(adapted or loaded, then prepared), one task per chunk of its customers recommends, one task writes
+its partition. ``runner`` says where those tasks run: ``"local"`` (one at a time in this process)
+or ``"dask"`` (a Dask cluster; see ``rectransfer.runners``). ``nightly`` runs ``nightly_run`` as a
+subflow on that runner; call ``nightly_run.with_options(task_runner=...)`` for any other runner.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PositiveInt
 
-from rectransfer.encoder import Encoder
 from rectransfer.errors import RecTransferError
-from rectransfer.model import RecModel
+from rectransfer.fanout import DEFAULT_CHUNK_SIZE
 from rectransfer.report import RetailerOutcome, markdown_report
+from rectransfer.runners import Runner, retailers_in_flight, with_runner
 from rectransfer.schema import retailer_folders
-from rectransfer.tasks import (
-    adapt_task,
-    encoder_from,
-    export_task,
-    load_model_task,
-    load_retailer,
-    recommend_task,
-    save_model_task,
-    staleness_task,
-)
+from rectransfer.tasks import adapt_or_load_task, encoder_from, export_retailers, load_model_task
 
 
 class NightlyParams(BaseModel):
@@ -42,55 +37,43 @@ class NightlyParams(BaseModel):
     encoder: str = "default"
     cache_dir: str | None = None
     random_state: int = 0
+    runner: Runner = "local"  # where the tasks run: this process, or a Dask cluster
+    dask_address: str | None = None  # default $RECTRANSFER_DASK_ADDRESS, else a local cluster
+    chunk_size: PositiveInt = DEFAULT_CHUNK_SIZE  # customers per recommend task
+    parallel_retailers: PositiveInt = 4  # retailers worked on at once on Dask (locally one)
 
 
 class RetailersFailed(RecTransferError):
     """Some retailers of a nightly run failed (the others completed)."""
 
 
-def run_retailer(
-    folder: Path, base: RecModel, encoder: Encoder, params: NightlyParams
-) -> RetailerOutcome:
-    """Adapt-if-stale + recommend + export for one retailer; errors become a failed outcome."""
-    model_dir = Path(params.models_root) / folder.name
-    try:
-        data = load_retailer(folder)
-        reason = staleness_task(model_dir, base, params.max_model_age_days)
-        if reason is not None:
-            model = adapt_task(base, data, params.random_state)
-            save_model_task(model, model_dir)
-        else:
-            model = load_model_task(model_dir, encoder)
-        recs = recommend_task(model, data, params.k)
-        path = export_task(
-            recs, params.export_root, data.name, params.run_date, model.model_version
-        )
-    except Exception as err:  # one retailer must not stop the others; the error is reported
-        get_run_logger().error("retailer %s failed: %s", folder.name, err)
-        return RetailerOutcome(
-            retailer=folder.name, status="failed", reason=f"{type(err).__name__}: {err}"
-        )
-    return RetailerOutcome(
-        retailer=data.name,
-        status="ok",
-        adapted=reason is not None,
-        reason=reason,
-        model_version=model.model_version,
-        guard=model.guard,
-        export=path,
-        rows=recs.height,
-    )
-
-
 @flow(name="rectransfer-nightly", log_prints=True)
 def nightly(params: NightlyParams) -> list[RetailerOutcome]:
-    """Run every retailer under ``params.retailers_root``; report all, fail if any failed."""
+    """Run every retailer under ``params.retailers_root`` on ``params.runner``; see nightly_run."""
+    return with_runner(nightly_run, params.runner, address=params.dask_address)(params)
+
+
+@flow(name="rectransfer-nightly-run", log_prints=True)
+def nightly_run(params: NightlyParams) -> list[RetailerOutcome]:
+    """Adapt-if-stale and export every retailer; report all, fail if any failed."""
     encoder = encoder_from(params.encoder, params.cache_dir)
     base = load_model_task(params.base, encoder)
-    outcomes = [
-        run_retailer(folder, base, encoder, params)
-        for folder in retailer_folders(params.retailers_root)
-    ]
+    outcomes = export_retailers(
+        retailer_folders(params.retailers_root),
+        lambda folder: adapt_or_load_task.submit(
+            folder,
+            base,
+            encoder,
+            params.models_root,
+            params.max_model_age_days,
+            params.random_state,
+        ),
+        chunk_size=params.chunk_size,
+        k=params.k,
+        root=params.export_root,
+        run_date=params.run_date,
+        in_flight=retailers_in_flight(params.runner, params.parallel_retailers),
+    )
     create_markdown_artifact(
         key="rectransfer-nightly", markdown=markdown_report("Nightly recommendations", outcomes)
     )

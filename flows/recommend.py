@@ -1,16 +1,23 @@
-"""Export top-K recommendations of one retailer to Parquet."""
+"""Export top-K recommendations of one retailer to Parquet.
+
+The retailer is prepared once by one task, its customers are recommended for in chunks of
+``chunk_size`` by one task each, and one task writes the partition in customer order (see
+``rectransfer.fanout``). ``runner`` says where the tasks run, as for the nightly flow.
+"""
 
 from __future__ import annotations
 
 from prefect import flow
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PositiveInt
 
+from rectransfer.fanout import DEFAULT_CHUNK_SIZE
+from rectransfer.runners import Runner, with_runner
 from rectransfer.tasks import (
     encoder_from,
-    export_task,
-    load_model_task,
-    load_retailer,
-    recommend_task,
+    load_ready_task,
+    result_or_cause,
+    submit_export,
+    submit_plan,
 )
 
 
@@ -25,13 +32,29 @@ class RecommendParams(BaseModel):
     name: str | None = None
     encoder: str = "default"
     cache_dir: str | None = None
+    runner: Runner = "local"  # where the tasks run: this process, or a Dask cluster
+    dask_address: str | None = None  # default $RECTRANSFER_DASK_ADDRESS, else a local cluster
+    chunk_size: PositiveInt = DEFAULT_CHUNK_SIZE  # customers per recommend task
 
 
 @flow(name="rectransfer-recommend", log_prints=True)
 def recommend(params: RecommendParams) -> str:
     """Recommend for every customer of the retailer and write the Parquet partition."""
+    return with_runner(recommend_run, params.runner, address=params.dask_address)(params)
+
+
+@flow(name="rectransfer-recommend-run", log_prints=True)
+def recommend_run(params: RecommendParams) -> str:
+    """The work of :func:`recommend` on the flow's own task runner."""
     encoder = encoder_from(params.encoder, params.cache_dir)
-    model = load_model_task(params.model, encoder)
-    data = load_retailer(params.retailer, params.name)
-    recs = recommend_task(model, data, params.k)
-    return export_task(recs, params.out, data.name, params.run_date, model.model_version)
+    ready = load_ready_task.submit(params.model, params.retailer, params.name, encoder)
+    plan = result_or_cause(submit_plan(ready, chunk_size=params.chunk_size), [ready])
+    write, chunks = submit_export(
+        ready,
+        plan,
+        chunk_size=params.chunk_size,
+        k=params.k,
+        root=params.out,
+        run_date=params.run_date,
+    )
+    return result_or_cause(write, chunks).path

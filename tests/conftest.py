@@ -124,6 +124,29 @@ def broad(sources: list[RetailerData], encoder: HashingEncoder):  # type: ignore
     return rt.pretrain(sources, encoder=encoder, random_state=0)
 
 
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One temporary Prefect server (and home) for every test that runs flows; ~20 s to start."""
+    home = tmp_path_factory.mktemp("prefect_home")
+    settings = {
+        "PREFECT_HOME": str(home),
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    }
+    previous = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Keep every test's embedding cache out of the user's home."""

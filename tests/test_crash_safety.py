@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -462,24 +461,18 @@ def test_a_rerun_with_the_same_inputs_model_and_seed_gives_the_same_rows(broad, 
 
 
 # ----------------------------------------------------------------------------------------------
-# The nightly flow's logic (Prefect itself runs it in tests/test_flows.py)
+# The nightly flow: one corrupt retailer among good ones (more flow runs in tests/test_flows.py)
 
 
 @pytest.fixture
-def nightly_without_a_server(monkeypatch):
-    """flows.nightly with its tasks called directly and its report captured.
+def nightly_with_its_report(monkeypatch, prefect_harness):
+    """flows.nightly with its report captured.
 
-    Starting Prefect's test server takes ~20 s; tests/test_flows.py does it once for the real
-    thing. Here the flow's own logic (isolation, report, failure) runs as plain Python.
+    The flow fans its tasks out (one per retailer, one per customer chunk), so it runs on the
+    session's temporary Prefect server (conftest.py; ~20 s to start, shared with test_flows.py).
     """
-    from prefect import Task
-
     import flows.nightly as module
 
-    for name, value in list(vars(module).items()):
-        if isinstance(value, Task):
-            monkeypatch.setattr(module, name, value.fn)
-    monkeypatch.setattr(module, "get_run_logger", lambda: logging.getLogger("nightly"))
     reports: list[str] = []
     monkeypatch.setattr(
         module, "create_markdown_artifact", lambda **kwargs: reports.append(kwargs["markdown"])
@@ -488,9 +481,9 @@ def nightly_without_a_server(monkeypatch):
 
 
 def test_nightly_with_one_corrupt_retailer_exports_the_others_reports_it_and_fails(
-    nightly_without_a_server, broad, tmp_path
+    nightly_with_its_report, broad, tmp_path
 ):
-    module, reports = nightly_without_a_server
+    module, reports = nightly_with_its_report
     retailers = tmp_path / "retailers"
     shops = {name: make_shop(name, seed=i, n_users=25) for i, name in enumerate(["alpha", "gamma"])}
     for name, shop in shops.items():
@@ -548,7 +541,13 @@ def test_io_tasks_retry_with_backoff_on_transient_errors_only_and_compute_never(
 
     from rectransfer import tasks
 
-    io = {"load_retailer", "load_model_task", "save_model_task", "export_task"}
+    io = {
+        "load_retailer",
+        "load_model_task",
+        "save_model_task",
+        "export_task",
+        "export_chunks_task",
+    }
     found = {name: t for name, t in vars(tasks).items() if isinstance(t, Task)}
     assert io < set(found)
     for name, task in found.items():

@@ -1,33 +1,11 @@
 """The Prefect flows, run for real against a temporary local Prefect server."""
 
-import os
-
 import polars as pl
 import pytest
 
 from .conftest import make_shop, write_shop
 
-
-@pytest.fixture(scope="module", autouse=True)
-def prefect_harness(tmp_path_factory):
-    home = tmp_path_factory.mktemp("prefect_home")
-    settings = {
-        "PREFECT_HOME": str(home),
-        "DO_NOT_TRACK": "1",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-    }
-    previous = {k: os.environ.get(k) for k in settings}
-    os.environ.update(settings)
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-    for key, value in previous.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+pytestmark = pytest.mark.usefixtures("prefect_harness")  # see conftest.py
 
 
 @pytest.fixture(scope="module")
