@@ -10,7 +10,9 @@ their interactions, evaluated only on them; the whole catalogue (with its text) 
 
 Rows: ``popularity``, ``item-knn``, ``text-only`` (no training), ``local-only`` (the ranker trained
 on the fraction alone), ``broad`` (the pretrained model as it is), ``adapted`` (fine-tuned) and
-``guarded`` (what the negative-transfer guard ships, chosen on validation only). A model with a
+``guarded`` (what the negative-transfer guard ships, chosen on validation only). With the ``bench``
+extra, also ``implicit-als`` and ``implicit-item-knn``: references from the ``implicit`` library,
+hyper-parameters chosen on validation (see :mod:`rectransfer.implicit_baselines`). A model with a
 candidate stage ranks the items outside its candidates below them, so they count as misses.
 """
 
@@ -39,6 +41,11 @@ from rectransfer.errors import ConfigError
 from rectransfer.evaluation import ndcg_at, recall_at, target_ranks
 from rectransfer.features import CandidateConfig
 from rectransfer.histories import RetailerIndex
+from rectransfer.implicit_baselines import (
+    IMPLICIT_MISSING_NOTE,
+    implicit_available,
+    tune_references,
+)
 from rectransfer.model import RecModel
 from rectransfer.prepare import PreparedRetailer, prepare
 from rectransfer.ranker import predict
@@ -118,8 +125,12 @@ def evaluate_split(
     *,
     ks: Sequence[int],
     random_state: int,
+    implicit_references: bool = False,
 ) -> list[dict[str, Any]]:
-    """Every model's figures on one customer subset (rows without fraction/seed filled in)."""
+    """Every model's figures on one customer subset (rows without fraction/seed filled in).
+
+    ``implicit_references`` adds the ``implicit`` rows (the library must be installed).
+    """
     evaluated = _with_catalogue(data, full)
     trainable = _with_catalogue(drop_last_interaction(data), full)
     test = cut_queries(evaluated, 0)
@@ -144,6 +155,15 @@ def evaluate_split(
         fitted = time.perf_counter()
         ranks = dense_target_ranks(scorer, rows, targets, context)
         results.append((name, ranks, fitted - started, time.perf_counter() - fitted, None))
+    extras: dict[str, dict[str, Any]] = {}
+    if implicit_references:
+        # tuned on the customers' histories before the test item: it never sees the test item
+        for reference in tune_references(test.queries.context, random_state=random_state):
+            started = time.perf_counter()
+            ranks = dense_target_ranks(reference.scorer, rows, targets, context)
+            elapsed = time.perf_counter() - started
+            results.append((reference.name, ranks, reference.fit_seconds, elapsed, None))
+            extras[reference.name] = reference.report()
 
     adaptation = fit_adaptation(base, trainable, random_state=random_state)
     config = CandidateConfig(**base.config.candidates)
@@ -194,6 +214,7 @@ def evaluate_split(
             row["decision"] = decision
         if note is not None:
             row["note"] = note
+        row.update(extras.get(name, {}))
         out.append(row)
         for slice_name, mask in slices.items():
             out.append(
@@ -215,8 +236,12 @@ def run_benchmark(
     seeds: int = 3,
     ks: Sequence[int] = (10, 20, 50),
     progress: bool = True,
+    implicit_references: bool = True,
 ) -> dict[str, Any]:
     """Run the benchmark on ``target`` with the broad model ``base``; returns the JSON document.
+
+    ``implicit_references`` adds the ``implicit-als`` and ``implicit-item-knn`` rows when the
+    ``implicit`` library is installed; without it the rows are left out and ``notes`` says so.
 
     Examples
     --------
@@ -243,6 +268,10 @@ def run_benchmark(
             f"{target.name!r} has no customer with {MIN_EVENTS} or more interactions; the "
             "protocol needs a training, a validation and a test interaction per customer."
         )
+    notes: list[str] = []
+    if implicit_references and not implicit_available():
+        implicit_references = False
+        notes.append(IMPLICIT_MISSING_NOTE)
     plan = [(f, s) for f in fractions for s in (range(seeds) if f < 1.0 else range(1))]
     rows: list[dict[str, Any]] = []
     for fraction, seed in tqdm(plan, desc=f"benchmark {target.name}", disable=not progress):
@@ -250,7 +279,10 @@ def run_benchmark(
         n = max(MIN_EVENTS, round(fraction * len(customers)))
         chosen = customers if fraction >= 1.0 else sorted(rng.choice(customers, n, replace=False))
         subset = subset_customers(target, chosen)
-        for row in evaluate_split(base, subset, full, ks=ks, random_state=seed):
+        split_rows = evaluate_split(
+            base, subset, full, ks=ks, random_state=seed, implicit_references=implicit_references
+        )
+        for row in split_rows:
             rows.append({"fraction": fraction, "seed": seed, **row})
     return {
         "target": target.name,
@@ -265,6 +297,7 @@ def run_benchmark(
             "features": len(base.config.feature_names),
         },
         "results": rows,
+        "notes": notes,
     }
 
 

@@ -26,7 +26,16 @@ def shop():
 
 @pytest.fixture(scope="module")
 def report(broad, shop):
-    return run_benchmark(broad, shop, fractions=(1.0, 0.5), seeds=2, ks=(5, 10), progress=False)
+    # the implicit reference rows have their own tests (test_implicit_baselines.py)
+    return run_benchmark(
+        broad,
+        shop,
+        fractions=(1.0, 0.5),
+        seeds=2,
+        ks=(5, 10),
+        progress=False,
+        implicit_references=False,
+    )
 
 
 def test_report_has_every_model_fraction_and_seed(report, shop):
