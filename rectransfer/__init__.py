@@ -22,12 +22,17 @@ from rectransfer.errors import (
     RecTransferError,
     SchemaError,
 )
-from rectransfer.export import read_recommendations, write_recommendations
+from rectransfer.export import (
+    read_recommendations,
+    write_recommendation_chunks,
+    write_recommendations,
+)
 from rectransfer.features import FEATURE_NAMES, CandidateConfig
 from rectransfer.guard import GuardReport
 from rectransfer.model import RecModel
+from rectransfer.online import recommend_for
 from rectransfer.pretrain import pretrain
-from rectransfer.recommend import recommend
+from rectransfer.recommend import iter_recommendations, recommend
 from rectransfer.schema import Columns, RetailerData
 
 __all__ = [
@@ -46,10 +51,13 @@ __all__ = [
     "SchemaError",
     "SentenceTransformerEncoder",
     "adapt",
+    "iter_recommendations",
     "load_encoder",
     "pretrain",
     "read_recommendations",
     "recommend",
+    "recommend_for",
+    "write_recommendation_chunks",
     "write_recommendations",
 ]
 __version__ = "0.1.0"

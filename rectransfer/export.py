@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import fastparquet
@@ -82,27 +83,64 @@ def write_recommendations(
     >>> path = write_recommendations(recs, "exports", retailer="shop", run_date="2026-11-23",
     ...                              model_version="adapted-0123abcd")  # doctest: +SKIP
     """
+    return write_recommendation_chunks(
+        [recommendations], root, retailer=retailer, run_date=run_date, model_version=model_version
+    )
+
+
+def write_recommendation_chunks(
+    chunks: Iterable[pl.DataFrame],
+    root: str | Path,
+    *,
+    retailer: str,
+    run_date: str | dt.date | None = None,
+    model_version: str,
+) -> Path:
+    """Write recommendations that arrive in chunks (e.g. of customers) as one partition file.
+
+    Each chunk becomes a row group of the staged file, so memory holds one chunk at a time; the
+    file is published only after the last chunk, atomically, exactly as
+    :func:`write_recommendations` does. If the chunks raise or the process dies midway, the
+    previous run's partition stays as it was.
+
+    Examples
+    --------
+    >>> chunks = rt.iter_recommendations(model, shop, k=20)  # doctest: +SKIP
+    >>> write_recommendation_chunks(chunks, "exports", retailer="shop",
+    ...                             model_version=model.model_version)  # doctest: +SKIP
+    """
     if not _SAFE_NAME.match(retailer):
         raise ConfigError(
             f"retailer name {retailer!r} cannot name a partition folder; use letters, digits, "
             "'.', '_' and '-' (pass --name to choose one)."
-        )
-    missing = [c for c in OUTPUT_SCHEMA if c not in recommendations.columns]
-    if missing:
-        raise ConfigError(
-            f"recommendations frame lacks columns {missing!r}; pass the frame recommend() returns."
         )
     date = parse_run_date(run_date)
     folder = partition_path(root, retailer, date)
     staging_folder = staging_path(root)
     staging_folder.mkdir(parents=True, exist_ok=True)
     sweep_leftovers(root, folder)
-    frame = _to_pandas(recommendations, retailer, date, model_version)
     final = folder / PART_FILE
     token = _atomic.owner_token()
     staging = staging_folder / f"{retailer}_{date.isoformat()}_{token}{_STAGING_SUFFIX}"
     try:
-        fastparquet.write(str(staging), frame, compression="SNAPPY", write_index=False)
+        written = False
+        for chunk in chunks:
+            missing = [c for c in OUTPUT_SCHEMA if c not in chunk.columns]
+            if missing:
+                raise ConfigError(
+                    f"recommendations frame lacks columns {missing!r}; pass the frame "
+                    "recommend() returns."
+                )
+            if chunk.height == 0 and written:
+                continue
+            frame = _to_pandas(chunk, retailer, date, model_version)
+            fastparquet.write(
+                str(staging), frame, compression="SNAPPY", write_index=False, append=written
+            )
+            written = True
+        if not written:  # no chunks at all: an empty partition file with the full schema
+            empty = _to_pandas(pl.DataFrame(schema=OUTPUT_SCHEMA), retailer, date, model_version)
+            fastparquet.write(str(staging), empty, compression="SNAPPY", write_index=False)
         _atomic.fsync_file(staging)
         # Created only now, so a failed first run leaves no empty partition behind.
         folder.mkdir(parents=True, exist_ok=True)

@@ -1,17 +1,23 @@
 """Candidates and retailer-agnostic features for (customer, candidate item) pairs.
 
-For a chunk of customers the module scores the whole catalogue with a few cheap signals held as
-dense ``chunk x items`` blocks (text similarity to the last / recent / all history items and to the
-customer's own words, co-occurrence, transitions), takes the union of each signal's top items as
-candidates, and gathers one feature row per candidate. Every feature is scale-free (cosines,
-z-scores within the customer's row, percentiles, probabilities, ranks), so a ranker learnt at one
-shop reads the same features at any other. Memory is bounded by the chunk size: the blocks of one
-chunk are all that is ever materialised.
+A customer's candidates are the union of each signal's best items the customer may be offered:
+text neighbours of the last item and of the recent items (read from per-item neighbour lists
+computed once per catalogue, :class:`TextNeighbours`), the items closest to the customer's own
+words, co-occurrence with the history, transitions from the last items, and popular items. Then one
+feature row is gathered per candidate. Only customers with their own text are scored against the
+whole catalogue (one dense ``chunk x items`` block); every other signal is sparse or computed per
+candidate, and z-scores against the whole catalogue come from its mean and second moment
+(:class:`_RowMoments`), so the cost per customer grows with its candidates, not the catalogue.
+
+Every feature is scale-free (cosines, z-scores within the customer's row, percentiles,
+probabilities, ranks), so a ranker learnt at one shop reads the same features at any other. Memory
+is bounded by the chunk size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,7 +32,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "sim_last_z",
     "sim_last_rank",
     "sim_recent_max",
-    "sim_recent_max_z",
+    "sim_recent_zmax",
     "sim_recent_mean",
     "sim_hist_mean",
     "sim_hist_mean_z",
@@ -57,8 +63,10 @@ RECENT_ITEMS = 5  # "recent history" = the last five items
 COOC_HISTORY = 20  # co-occurrence looks at the last twenty items, newer ones weighing more
 COOC_DECAY = 0.85
 TRANSITION_WEIGHTS = (1.0, 0.5, 0.25)  # transitions from the last three items
-BLOCK_BUDGET_BYTES = 384 * 1024**2  # dense score blocks of one chunk stay below this
-_DENSE_BLOCKS = 12
+BLOCK_BUDGET_BYTES = 384 * 1024**2  # the dense score block of one chunk stays below this
+# a customer's row of the dense text block: float32 scores, int64 argpartition indices, a mask
+_DENSE_BYTES_PER_ITEM = 4 + 8 + 1
+NEIGHBOUR_MARGIN = 30  # extra text neighbours per item, for those a customer may not be offered
 
 
 @dataclass(frozen=True)
@@ -121,9 +129,124 @@ class CandidateRows:
 
 
 def chunk_size(n_items: int) -> int:
-    """Customers per chunk so that the dense blocks of a chunk fit ``BLOCK_BUDGET_BYTES``."""
-    per_customer = max(n_items, 1) * 4 * _DENSE_BLOCKS
+    """Customers per chunk so that the one dense block of a chunk fits ``BLOCK_BUDGET_BYTES``.
+
+    Only customers with their own text get a dense ``chunk x items`` block (their similarity to
+    the whole catalogue, with the index array ``argpartition`` makes of it); everything else is
+    sparse or per candidate.
+    """
+    per_customer = max(n_items, 1) * _DENSE_BYTES_PER_ITEM
     return int(np.clip(BLOCK_BUDGET_BYTES // per_customer, 8, 4096))
+
+
+@dataclass(frozen=True)
+class TextNeighbours:
+    """Each item's most similar proposable items by text, best first (computed once per catalogue).
+
+    The text candidate lists of every customer are read from these lists instead of scoring the
+    whole catalogue per customer: the top ``n`` items by similarity to the last item are the first
+    ``n`` of its list that the customer may be offered, and the top ``n`` by the highest similarity
+    to any recent item are among the union of the recent items' lists. ``NEIGHBOUR_MARGIN`` extra
+    entries absorb items a customer may not be offered (their own history).
+    """
+
+    items: np.ndarray  # int32 (n_items, width), -1 past the proposable items
+    sims: np.ndarray  # float32 (n_items, width), -inf past the proposable items
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, allowed: np.ndarray | None, width: int) -> TextNeighbours:
+        n_items = len(vectors)
+        pool = np.arange(n_items) if allowed is None else np.flatnonzero(allowed)
+        width = max(width, 1)
+        items = np.full((n_items, width), -1, dtype=np.int32)
+        sims = np.full((n_items, width), -np.inf, dtype=np.float32)
+        take = min(width, len(pool))
+        if take == 0:
+            return cls(items, sims)
+        pool_vectors = vectors[pool]
+        step = int(np.clip(BLOCK_BUDGET_BYTES // (max(len(pool), 1) * 12), 1, 4096))
+        for start in range(0, n_items, step):
+            block = vectors[start : start + step] @ pool_vectors.T
+            top = np.argpartition(-block, take - 1, axis=1)[:, :take]
+            top.sort(axis=1)  # ties then go to the lower catalogue position
+            top_sims = np.take_along_axis(block, top, axis=1)
+            order = np.argsort(-top_sims, axis=1, kind="stable")
+            items[start : start + step, :take] = pool[np.take_along_axis(top, order, axis=1)]
+            sims[start : start + step, :take] = np.take_along_axis(top_sims, order, axis=1)
+        return cls(items, sims)
+
+
+@dataclass(frozen=True)
+class _RowMoments:
+    """Mean and second moment of the catalogue's vectors: any query's similarity row statistics.
+
+    For a query vector ``q`` the similarities ``V @ q`` to all items have mean ``q . mean`` and
+    variance ``q' M q - (q . mean)^2`` with ``M = V'V / n``: z-scores over the whole catalogue
+    without scoring it.
+    """
+
+    mean: np.ndarray  # float64 (d,)
+    second: np.ndarray  # float64 (d, d)
+
+    @classmethod
+    def of(cls, vectors: np.ndarray) -> _RowMoments:
+        v = vectors.astype(np.float64)
+        n = max(len(v), 1)
+        return cls(v.sum(axis=0) / n, (v.T @ v) / n)
+
+    def spread(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation of each query's similarities to the whole catalogue."""
+        q = queries.astype(np.float64)
+        mean = q @ self.mean
+        var = ((q @ self.second) * q).sum(axis=1) - mean**2
+        return mean, np.sqrt(np.maximum(var, 0.0))
+
+    def z(self, queries: np.ndarray, cand_row: np.ndarray, sims: np.ndarray) -> np.ndarray:
+        """z-scores of candidate ``sims`` against their customer's query (rows of ``queries``)."""
+        mean, std = self.spread(queries)
+        ok = std > 1e-9
+        z = (sims - mean[cand_row]) / np.where(ok, std, 1.0)[cand_row]
+        return np.where(ok[cand_row], z, 0.0).astype(np.float32)
+
+
+class _CatalogueCache:
+    """What candidate generation derives from a catalogue once, reused by every chunk and call."""
+
+    def __init__(self) -> None:
+        self.moments: _RowMoments | None = None
+        self.neighbours: dict[tuple[bytes, int], TextNeighbours] = {}
+
+
+_CACHES: dict[int, _CatalogueCache] = {}
+
+
+def _catalogue_cache(catalogue: Catalogue) -> _CatalogueCache:
+    # Keyed by the vectors array (never modified once a catalogue is built); the entry goes with it.
+    key = id(catalogue.vectors)
+    cache = _CACHES.get(key)
+    if cache is None:
+        cache = _CACHES[key] = _CatalogueCache()
+        weakref.finalize(catalogue.vectors, _CACHES.pop, key, None)
+    return cache
+
+
+def text_neighbours(
+    catalogue: Catalogue, allowed: np.ndarray | None, config: CandidateConfig
+) -> TextNeighbours:
+    """The catalogue's :class:`TextNeighbours` for this candidate config (cached)."""
+    width = max(config.text_last, config.text_recent) + NEIGHBOUR_MARGIN
+    key = (b"" if allowed is None else np.packbits(allowed).tobytes(), width)
+    cache = _catalogue_cache(catalogue)
+    if key not in cache.neighbours:
+        cache.neighbours[key] = TextNeighbours.build(catalogue.vectors, allowed, width)
+    return cache.neighbours[key]
+
+
+def _row_moments(catalogue: Catalogue) -> _RowMoments:
+    cache = _catalogue_cache(catalogue)
+    if cache.moments is None:
+        cache.moments = _RowMoments.of(catalogue.vectors)
+    return cache.moments
 
 
 def iter_candidate_rows(
@@ -142,11 +265,17 @@ def iter_candidate_rows(
     proposed.
     """
     selected = np.arange(queries.n) if rows is None else np.asarray(rows, dtype=np.int64)
+    if len(selected) == 0:
+        return
     step = chunk_size(catalogue.n_items)
+    shared = _Shared(
+        neighbours=text_neighbours(catalogue, allowed, config),
+        moments=_row_moments(catalogue),
+        allowed=np.ones(catalogue.n_items, dtype=bool) if allowed is None else allowed,
+        popular_order=_popular_order(stats, allowed),
+    )
     for start in range(0, len(selected), step):
-        yield _chunk_rows(
-            catalogue, stats, queries, selected[start : start + step], config, allowed
-        )
+        yield _chunk_rows(catalogue, stats, queries, selected[start : start + step], config, shared)
 
 
 def candidate_rows(
@@ -161,6 +290,22 @@ def candidate_rows(
     return CandidateRows.concat(
         list(iter_candidate_rows(catalogue, stats, queries, config=config, allowed=allowed))
     )
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """Per-call inputs that every chunk reads."""
+
+    neighbours: TextNeighbours
+    moments: _RowMoments
+    allowed: np.ndarray  # bool (n_items,)
+    popular_order: np.ndarray  # proposable items, most popular first
+
+
+def _popular_order(stats: BehaviourStats, allowed: np.ndarray | None) -> np.ndarray:
+    score = stats.recent_pct + stats.pop_pct
+    pool = np.arange(len(score)) if allowed is None else np.flatnonzero(allowed)
+    return pool[np.lexsort((pool, -score[pool]))]
 
 
 def _history_matrix(
@@ -192,56 +337,62 @@ def _normalised(vectors: np.ndarray) -> np.ndarray:
     return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
 
 
-def _row_z(block: np.ndarray) -> np.ndarray:
-    mean = block.mean(axis=1, keepdims=True)
-    std = block.std(axis=1, keepdims=True)
-    return np.divide(block - mean, std, out=np.zeros_like(block), where=std > 1e-9)
+class _Pairs:
+    """(chunk row, item) pairs with a value, as sorted keys ``row * n_items + item``."""
 
+    def __init__(self, row: np.ndarray, item: np.ndarray, value: np.ndarray, n_items: int):
+        key = row.astype(np.int64) * n_items + item
+        order = np.argsort(key, kind="stable")
+        self.key = key[order]
+        self.value = value[order]
+        self.n_items = n_items
 
-def _top_mask(scores: np.ndarray, n: int, *, positive_only: bool) -> np.ndarray:
-    """Boolean mask of each row's ``n`` highest finite scores (only > 0 if ``positive_only``)."""
-    mask = np.zeros(scores.shape, dtype=bool)
-    if n <= 0 or scores.shape[1] == 0:
-        return mask
-    n = min(n, scores.shape[1])
-    top = np.argpartition(-scores, n - 1, axis=1)[:, :n]
-    picked = np.take_along_axis(scores, top, axis=1)
-    ok = np.isfinite(picked) & ((picked > 0) if positive_only else True)
-    rows = np.repeat(np.arange(scores.shape[0]), n).reshape(scores.shape[0], n)
-    mask[rows[ok], top[ok]] = True
-    return mask
+    @classmethod
+    def of_sparse(cls, matrix: sp.csr_matrix, n_items: int) -> _Pairs:
+        coo = matrix.tocoo()
+        return cls(coo.row, coo.col, coo.data, n_items)
 
-
-def _rank_within(query: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """1-based descending rank of ``values`` within each run of equal ``query`` (ties by order)."""
-    order = np.lexsort((-values, query))
-    starts = np.r_[0, np.flatnonzero(query[order][1:] != query[order][:-1]) + 1]
-    sizes = np.diff(np.r_[starts, len(order)])
-    ranks_sorted = np.arange(len(order)) - np.repeat(starts, sizes) + 1
-    ranks = np.empty(len(order), dtype=np.float32)
-    ranks[order] = ranks_sorted
-    return ranks
-
-
-def _share_of_history(
-    codes: np.ndarray, context: Histories, rows: np.ndarray, cand_row: np.ndarray, cand: np.ndarray
-) -> np.ndarray:
-    """Share of each customer's history with the candidate's code (NaN where it is unknown)."""
-    n_codes = int(codes.max()) + 1 if len(codes) and codes.max() >= 0 else 0
-    out = np.full(len(cand), np.nan, dtype=np.float32)
-    if n_codes == 0:
+    def lookup(self, key: np.ndarray, default: float = 0.0) -> np.ndarray:
+        at = np.searchsorted(self.key, key)
+        hit = at < len(self.key)
+        hit[hit] = self.key[at[hit]] == key[hit]
+        out = np.full(len(key), default, dtype=np.float32)
+        out[hit] = self.value[at[hit]]
         return out
-    sub = context.select(rows)
-    hist_codes = codes[sub.items]
-    user = sub.user_of_event()
-    known = hist_codes >= 0
-    counts = np.zeros((len(rows), n_codes), dtype=np.float32)
-    np.add.at(counts, (user[known], hist_codes[known]), 1.0)
-    lengths = np.maximum(sub.lengths, 1).astype(np.float32)
-    cand_code = codes[cand]
-    ok = cand_code >= 0
-    out[ok] = counts[cand_row[ok], cand_code[ok]] / lengths[cand_row[ok]]
-    return out
+
+
+def _proposable(
+    key: np.ndarray, item: np.ndarray, blocked: np.ndarray, allowed: np.ndarray
+) -> np.ndarray:
+    """Mask of pairs that may be proposed: an allowed item the customer is not excluded from.
+
+    ``blocked`` holds the sorted keys of the excluded pairs.
+    """
+    at = np.minimum(np.searchsorted(blocked, key), max(len(blocked) - 1, 0))
+    is_blocked = blocked[at] == key if len(blocked) else np.zeros(len(key), dtype=bool)
+    return allowed[item] & ~is_blocked
+
+
+def _top_per_row(
+    row: np.ndarray, item: np.ndarray, value: np.ndarray, n: int, n_items: int
+) -> np.ndarray:
+    """Keys of each row's ``n`` highest values (ties to the lower catalogue position)."""
+    if n <= 0 or len(row) == 0:
+        return np.zeros(0, dtype=np.int64)
+    key = row.astype(np.int64) * n_items + item
+    if len(key) > 1 and (np.diff(key) < 0).any():
+        by_key = np.argsort(key, kind="stable")
+        row, item, value, key = row[by_key], item[by_key], value[by_key], key[by_key]
+    # One stable sort by (row, value descending) on a float64 key: rows take the integer part,
+    # the value (scaled to [0, 1)) the fraction; ties keep the catalogue order set above. Much
+    # faster than a three-key lexsort on the millions of pairs of a chunk.
+    low, high = float(value.min()), float(value.max())
+    scaled = (value.astype(np.float64) - low) / (high - low) if high > low else 0.0
+    order = np.argsort(row * 2.0 + (1.0 - scaled) * 0.999, kind="stable")
+    row, key = row[order], key[order]
+    starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
+    rank = np.arange(len(row)) - np.repeat(starts, np.diff(np.r_[starts, len(row)]))
+    return key[rank < n]
 
 
 def _chunk_rows(
@@ -250,7 +401,7 @@ def _chunk_rows(
     queries: Queries,
     rows: np.ndarray,
     config: CandidateConfig,
-    allowed: np.ndarray | None,
+    shared: _Shared,
 ) -> CandidateRows:
     context = queries.context
     vectors = catalogue.vectors
@@ -258,90 +409,105 @@ def _chunk_rows(
     b = len(rows)
     lengths = context.lengths[rows]
     has_history = lengths > 0
+    recent = np.stack([context.last(i, rows=rows) for i in range(RECENT_ITEMS)], axis=1)
+    last_items = recent[:, 0]
+    excluded = queries.excluded if queries.excluded is not None else context
+    ex = excluded.select(rows)
+    blocked = np.unique(ex.user_of_event() * n_items + ex.items)
+    allowed = shared.allowed
 
-    # --- dense signal blocks (b x n_items) ---
-    last_items = context.last(0, rows=rows)
-    s_last = vectors[np.maximum(last_items, 0)] @ vectors.T
-    s_last[~has_history] = np.nan
-    s_recent_max = s_last.copy()
-    for offset in range(1, RECENT_ITEMS):
-        previous = context.last(offset, rows=rows)
-        has = previous >= 0
-        if has.any():
-            sims = vectors[previous[has]] @ vectors.T
-            s_recent_max[has] = np.fmax(s_recent_max[has], sims)
-    recent_mean = _normalised(
-        np.asarray(_history_matrix(context, rows, last=RECENT_ITEMS) @ vectors)
-    )
-    s_recent_mean = recent_mean @ vectors.T
-    hist_mean = _normalised(np.asarray(_history_matrix(context, rows, last=10**9) @ vectors))
-    s_hist_mean = hist_mean @ vectors.T
-    s_recent_mean[~has_history] = np.nan
-    s_hist_mean[~has_history] = np.nan
+    def proposable_top(
+        row: np.ndarray, item: np.ndarray, value: np.ndarray, n: int, *, positive_only: bool
+    ) -> np.ndarray:
+        key = row.astype(np.int64) * n_items + item
+        ok = _proposable(key, item, blocked, allowed) & np.isfinite(value)
+        if positive_only:
+            ok &= value > 0
+        return _top_per_row(row[ok], item[ok], value[ok], n, n_items)
 
+    # --- candidate lists: the union of each signal's best proposable items ---
+    lists = [
+        _neighbour_top(last_items, shared.neighbours, config.text_last, proposable_top),
+        _neighbour_top(recent, shared.neighbours, config.text_recent, proposable_top),
+    ]
     text = queries.text_vectors[rows]
     has_text = np.linalg.norm(text, axis=1) > 0
-    s_text = text @ vectors.T
-    s_text[~has_text] = np.nan
+    lists.append(_text_top(text, has_text, vectors, ex, allowed, config.text_user, n_items))
 
     cooc_history = _history_matrix(
         context, rows, last=COOC_HISTORY, weights=COOC_DECAY ** np.arange(COOC_HISTORY)
     )
-    s_cooc = (cooc_history @ stats.cooc).toarray()
+    cooc = _Pairs.of_sparse(cooc_history @ stats.cooc, n_items)
     support_history = cooc_history.copy()
     support_history.data[:] = 1.0
-    s_support = (support_history @ stats.cooc_support).toarray()
+    support = _Pairs.of_sparse(support_history @ stats.cooc_support, n_items)
     trans_history = _history_matrix(
         context, rows, last=len(TRANSITION_WEIGHTS), weights=np.asarray(TRANSITION_WEIGHTS)
     )
-    s_fwd = (trans_history @ stats.trans_fwd).toarray()
-    s_bwd = (trans_history @ stats.trans_bwd).toarray()
+    fwd = _Pairs.of_sparse(trans_history @ stats.trans_fwd, n_items)
+    bwd = _Pairs.of_sparse(trans_history @ stats.trans_bwd, n_items)
+    both = _Pairs.of_sparse(trans_history @ (stats.trans_fwd + stats.trans_bwd), n_items)
+    for pairs, n in ((cooc, config.cooc), (both, config.transitions)):
+        lists.append(
+            proposable_top(
+                pairs.key // n_items, pairs.key % n_items, pairs.value, n, positive_only=True
+            )
+        )
+    lists.append(_popular_top(shared.popular_order, ex, config.popular, n_items))
 
-    # --- what may be proposed ---
-    blocked = np.zeros((b, n_items), dtype=bool)
-    if allowed is not None:
-        blocked[:, ~allowed] = True
-    excluded = queries.excluded if queries.excluded is not None else context
-    ex = excluded.select(rows)
-    blocked[ex.user_of_event(), ex.items] = True
-
-    def open_scores(block: np.ndarray) -> np.ndarray:
-        return np.where(blocked, -np.inf, np.nan_to_num(block, nan=-np.inf))
-
-    popular = np.broadcast_to(stats.recent_pct + stats.pop_pct + 1e-6, (b, n_items))
-    mask = _top_mask(open_scores(s_last), config.text_last, positive_only=False)
-    mask |= _top_mask(open_scores(s_recent_max), config.text_recent, positive_only=False)
-    mask |= _top_mask(open_scores(s_text), config.text_user, positive_only=False)
-    mask |= _top_mask(open_scores(s_cooc), config.cooc, positive_only=True)
-    mask |= _top_mask(open_scores(s_fwd + s_bwd), config.transitions, positive_only=True)
-    mask |= _top_mask(open_scores(popular), config.popular, positive_only=True)
-    mask &= ~blocked
-
-    cand_row, cand = np.nonzero(mask)
+    keys = np.unique(np.concatenate(lists))
+    cand_row = keys // n_items
+    cand = (keys % n_items).astype(np.int64)
     n_rows = len(cand)
     x = np.full((n_rows, len(FEATURE_NAMES)), np.nan, dtype=np.float32)
 
-    def put(name: str, block: np.ndarray) -> None:
-        x[:, _F[name]] = block[cand_row, cand]
+    # --- text similarities of every candidate, from per-customer query vectors ---
+    recent_mean = _normalised(
+        np.asarray(_history_matrix(context, rows, last=RECENT_ITEMS) @ vectors)
+    )
+    hist_mean = _normalised(np.asarray(_history_matrix(context, rows, last=10**9) @ vectors))
+    recent_vectors = np.where((recent >= 0)[..., None], vectors[np.maximum(recent, 0)], 0.0)
+    query_vectors = np.concatenate(
+        [recent_vectors, recent_mean[:, None], hist_mean[:, None], text[:, None]], axis=1
+    ).astype(np.float32)  # (b, RECENT_ITEMS + 3, d)
+    sims = _candidate_sims(query_vectors, vectors, cand_row, cand)  # (rows, RECENT_ITEMS + 3)
+    moments = shared.moments
+    recent_sims = np.where((recent >= 0)[cand_row], sims[:, :RECENT_ITEMS], -np.inf)
+    x[:, _F["sim_last"]] = sims[:, 0]
+    x[:, _F["sim_recent_max"]] = recent_sims.max(axis=1)
+    x[:, _F["sim_recent_mean"]] = sims[:, RECENT_ITEMS]
+    x[:, _F["sim_hist_mean"]] = sims[:, RECENT_ITEMS + 1]
+    x[:, _F["sim_user_text"]] = sims[:, RECENT_ITEMS + 2]
+    recent_z = _recent_z(moments, recent_vectors, recent, cand_row, sims[:, :RECENT_ITEMS])
+    x[:, _F["sim_recent_zmax"]] = recent_z.max(axis=1)
+    for name, slot in (
+        ("sim_last_z", 0),
+        ("sim_hist_mean_z", RECENT_ITEMS + 1),
+        ("sim_user_text_z", RECENT_ITEMS + 2),
+    ):
+        x[:, _F[name]] = moments.z(query_vectors[:, slot], cand_row, sims[:, slot])
+    no_history = ~has_history[cand_row]
+    for name in (
+        "sim_last",
+        "sim_last_z",
+        "sim_recent_max",
+        "sim_recent_zmax",
+        "sim_recent_mean",
+        "sim_hist_mean",
+        "sim_hist_mean_z",
+    ):
+        x[no_history, _F[name]] = np.nan
+    no_text = ~has_text[cand_row]
+    x[no_text, _F["sim_user_text"]] = np.nan
+    x[no_text, _F["sim_user_text_z"]] = np.nan
 
-    put("sim_last", s_last)
-    put("sim_last_z", _row_z(np.nan_to_num(s_last)))
-    put("sim_recent_max", s_recent_max)
-    put("sim_recent_max_z", _row_z(np.nan_to_num(s_recent_max)))
-    put("sim_recent_mean", s_recent_mean)
-    put("sim_hist_mean", s_hist_mean)
-    put("sim_hist_mean_z", _row_z(np.nan_to_num(s_hist_mean)))
-    put("sim_user_text", s_text)
-    put("sim_user_text_z", _row_z(np.nan_to_num(s_text)))
-    for name in ("sim_last_z", "sim_recent_max_z", "sim_hist_mean_z"):
-        x[~has_history[cand_row], _F[name]] = np.nan
-    x[~has_text[cand_row], _F["sim_user_text_z"]] = np.nan
-    put("cooc", s_cooc)
-    put("cooc_support", s_support)
-    put("trans_fwd", s_fwd)
-    put("trans_bwd", s_bwd)
-    cooc_max = np.where(blocked, 0.0, s_cooc).max(axis=1)
-    fwd_max = np.where(blocked, 0.0, s_fwd).max(axis=1)
+    # --- behaviour ---
+    x[:, _F["cooc"]] = cooc.lookup(keys)
+    x[:, _F["cooc_support"]] = support.lookup(keys)
+    x[:, _F["trans_fwd"]] = fwd.lookup(keys)
+    x[:, _F["trans_bwd"]] = bwd.lookup(keys)
+    cooc_max = _proposable_row_max(cooc, blocked, allowed, b)
+    fwd_max = _proposable_row_max(fwd, blocked, allowed, b)
     x[:, _F["cooc_rel"]] = np.divide(
         x[:, _F["cooc"]],
         cooc_max[cand_row],
@@ -381,6 +547,175 @@ def _chunk_rows(
     if queries.targets is not None:
         label = (cand == queries.targets[query]).astype(np.int8)
     return CandidateRows(query=query, item=cand.astype(np.int32), features=x, label=label)
+
+
+def _neighbour_top(
+    anchors: np.ndarray,
+    neighbours: TextNeighbours,
+    n: int,
+    proposable_top: Callable[..., np.ndarray],
+) -> np.ndarray:
+    """Keys of each row's ``n`` best items by text similarity to its anchor item(s).
+
+    ``anchors`` is (b,) or (b, m) item positions, -1 for none; with several anchors an item's
+    value is its highest similarity to any of them.
+    """
+    anchors = anchors.reshape(len(anchors), -1)
+    row, slot = np.nonzero(anchors >= 0)
+    anchor = anchors[row, slot]
+    width = neighbours.items.shape[1]
+    row = np.repeat(row, width)
+    item = neighbours.items[anchor].ravel().astype(np.int64)
+    value = neighbours.sims[anchor].ravel()
+    real = item >= 0
+    row, item, value = row[real], item[real], value[real]
+    if anchors.shape[1] > 1 and len(row):  # an item listed by several anchors: its best value
+        pair = row.astype(np.int64) * neighbours.items.shape[0] + item
+        order = np.lexsort((-value, pair))
+        row, item, value, pair = row[order], item[order], value[order], pair[order]
+        first = np.r_[True, pair[1:] != pair[:-1]]
+        row, item, value = row[first], item[first], value[first]
+    return proposable_top(row, item, value, n, positive_only=False)
+
+
+def _text_top(
+    text: np.ndarray,
+    has_text: np.ndarray,
+    vectors: np.ndarray,
+    excluded: Histories,
+    allowed: np.ndarray,
+    n: int,
+    n_items: int,
+) -> np.ndarray:
+    """Keys of the ``n`` proposable items closest to each customer's own text (dense block)."""
+    rows = np.flatnonzero(has_text)
+    if len(rows) == 0 or n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    scores = text[rows] @ vectors.T
+    scores[:, ~allowed] = -np.inf
+    position = np.full(len(has_text), -1, dtype=np.int64)
+    position[rows] = np.arange(len(rows))
+    user = excluded.user_of_event()
+    mine = position[user] >= 0
+    scores[position[user[mine]], excluded.items[mine]] = -np.inf
+    take = min(n, n_items)
+    top = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+    picked = np.take_along_axis(scores, top, axis=1)
+    ok = np.isfinite(picked)
+    row = np.repeat(rows, take).reshape(len(rows), take)[ok]
+    top_items = top[ok]
+    return _top_per_row(row, top_items, picked[ok], n, n_items)
+
+
+def _popular_top(order: np.ndarray, excluded: Histories, n: int, n_items: int) -> np.ndarray:
+    """Keys of each customer's ``n`` most popular proposable items they are not excluded from."""
+    if n <= 0 or len(order) == 0:
+        return np.zeros(0, dtype=np.int64)
+    b = excluded.n_users
+    head = order[: n + int(excluded.lengths.max(initial=0))]
+    row = np.repeat(np.arange(b), len(head))
+    item = np.tile(head, b)
+    key = row * n_items + item
+    blocked = excluded.user_of_event() * n_items + excluded.items
+    ok = ~np.isin(key, blocked)
+    rank = np.tile(np.arange(len(head)), b)[ok]
+    return _top_per_row(row[ok], item[ok], -rank.astype(np.float32), n, n_items)
+
+
+_SIMS_BLOCK_BYTES = 8 * 1024**2  # gathered candidate vectors per product: cache-sized
+
+
+def _candidate_sims(
+    queries: np.ndarray, vectors: np.ndarray, cand_row: np.ndarray, cand: np.ndarray
+) -> np.ndarray:
+    """Dot products of every candidate's vector with its customer's query vectors.
+
+    Candidates are gathered per customer into a padded (customers, candidates, d) block, a few
+    customers at a time, and multiplied with the customers' (m, d) query vectors in one batched
+    product: each item vector is read once per candidate row.
+    """
+    n_queries = queries.shape[1]
+    out = np.zeros((len(cand), n_queries), dtype=np.float32)
+    if len(cand) == 0:
+        return out
+    starts = np.flatnonzero(np.r_[True, cand_row[1:] != cand_row[:-1]])
+    ends = np.r_[starts[1:], len(cand)]
+    widest = int((ends - starts).max())
+    per_customer = widest * vectors.shape[1] * 4
+    step = max(1, _SIMS_BLOCK_BYTES // per_customer)
+    for first in range(0, len(starts), step):
+        s, e = starts[first : first + step], ends[first : first + step]
+        sizes = e - s
+        width = int(sizes.max())
+        slot = np.arange(width)
+        valid = slot[None, :] < sizes[:, None]
+        index = np.where(valid, s[:, None] + slot[None, :], 0)
+        block = vectors[cand[index]]  # (customers, width, d)
+        # (customers, d, m), contiguous: a transposed view would miss BLAS (~50x slower)
+        block_queries = np.ascontiguousarray(queries[cand_row[s]].transpose(0, 2, 1))
+        products = np.matmul(block, block_queries)  # (customers, width, m)
+        out[index[valid]] = products[valid]
+    return out
+
+
+def _recent_z(
+    moments: _RowMoments,
+    recent_vectors: np.ndarray,
+    recent: np.ndarray,
+    cand_row: np.ndarray,
+    sims: np.ndarray,
+) -> np.ndarray:
+    """Each candidate's z-score against each recent item's catalogue-wide similarity row."""
+    b, m, d = recent_vectors.shape
+    mean, std = moments.spread(recent_vectors.reshape(b * m, d))
+    mean, std = mean.reshape(b, m), std.reshape(b, m)
+    ok = (recent >= 0) & (std > 1e-9)
+    z = (sims - mean[cand_row]) / np.where(ok, std, 1.0)[cand_row]
+    return np.where(ok[cand_row], z, -np.inf).astype(np.float32)
+
+
+def _proposable_row_max(
+    pairs: _Pairs, blocked: np.ndarray, allowed: np.ndarray, b: int
+) -> np.ndarray:
+    """Each row's highest value over the items it may be proposed (0 when there is none)."""
+    out = np.zeros(b, dtype=np.float32)
+    item = pairs.key % pairs.n_items
+    ok = _proposable(pairs.key, item, blocked, allowed)
+    if ok.any():
+        np.maximum.at(out, pairs.key[ok] // pairs.n_items, pairs.value[ok].astype(np.float32))
+    return out
+
+
+def _rank_within(query: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """1-based descending rank of ``values`` within each run of equal ``query`` (ties by order)."""
+    order = np.lexsort((-values, query))
+    starts = np.r_[0, np.flatnonzero(query[order][1:] != query[order][:-1]) + 1]
+    sizes = np.diff(np.r_[starts, len(order)])
+    ranks_sorted = np.arange(len(order)) - np.repeat(starts, sizes) + 1
+    ranks = np.empty(len(order), dtype=np.float32)
+    ranks[order] = ranks_sorted
+    return ranks
+
+
+def _share_of_history(
+    codes: np.ndarray, context: Histories, rows: np.ndarray, cand_row: np.ndarray, cand: np.ndarray
+) -> np.ndarray:
+    """Share of each customer's history with the candidate's code (NaN where it is unknown)."""
+    n_codes = int(codes.max()) + 1 if len(codes) and codes.max() >= 0 else 0
+    out = np.full(len(cand), np.nan, dtype=np.float32)
+    if n_codes == 0:
+        return out
+    sub = context.select(rows)
+    hist_codes = codes[sub.items]
+    user = sub.user_of_event()
+    known = hist_codes >= 0
+    counts = np.zeros((len(rows), n_codes), dtype=np.float32)
+    np.add.at(counts, (user[known], hist_codes[known]), 1.0)
+    lengths = np.maximum(sub.lengths, 1).astype(np.float32)
+    cand_code = codes[cand]
+    ok = cand_code >= 0
+    out[ok] = counts[cand_row[ok], cand_code[ok]] / lengths[cand_row[ok]]
+    return out
 
 
 def _price_ratio(

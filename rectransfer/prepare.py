@@ -35,6 +35,11 @@ class PreparedRetailer:
         return self.data.name
 
     @cached_property
+    def user_positions(self) -> dict[str, int]:
+        """Customer id -> row in ``index.user_ids`` (built once)."""
+        return {user: i for i, user in enumerate(self.index.user_ids.tolist())}
+
+    @cached_property
     def serving_stats(self) -> BehaviourStats:
         """Behaviour statistics over all interactions, built once per prepared retailer."""
         return BehaviourStats.build(self.index.histories)
@@ -55,7 +60,7 @@ def prepare(
     user_vectors = np.zeros((len(index.user_ids), catalogue.vectors.shape[1]), dtype=np.float32)
     if data.users is not None and len(data.users):
         texts = user_texts(data.users)
-        text_encoder = encoder if cache_user_text else _uncached(encoder)
+        text_encoder = encoder if cache_user_text else uncached(encoder)
         vectors = text_encoder.encode(texts)
         position = {u: i for i, u in enumerate(index.user_ids.tolist())}
         rows = np.array([position[u] for u in data.users[Columns.USER].to_list()], dtype=np.int64)
@@ -69,7 +74,7 @@ def prepare(
     )
 
 
-def _uncached(encoder: Encoder) -> Encoder:
+def uncached(encoder: Encoder) -> Encoder:
     """The encoder behind a cache wrapper, so that personal text never reaches the disk cache."""
     inner = getattr(encoder, "encoder", None)
     return inner if inner is not None else encoder

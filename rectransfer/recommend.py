@@ -15,6 +15,7 @@ catalogue order, so output is deterministic for a fixed model and data.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
     from rectransfer.model import RecModel
 
 PURCHASE_EVENTS = ("purchase", "buy", "order", "transaction", "checkout")
+# Text-only customers are scored this many at a time. Block boundaries matter for exact
+# reproducibility: BLAS may round a product differently for another block shape, so
+# rectransfer.fanout cuts customer chunks on these boundaries.
+TEXT_BLOCK = 1024
 SOURCE = "source"
 OUTPUT_SCHEMA = {
     Columns.USER: pl.String,
@@ -85,10 +90,10 @@ def recommend(
     index = prepared.index
     histories = index.histories
     stats = prepared.serving_stats
-    allowed = _allowed_items(data, allow_items, deny_items)
+    allowed = allowed_items(data, allow_items, deny_items)
     popularity = np.where(allowed, stats.recent_pct + stats.pop_pct, -np.inf)
 
-    position = {u: i for i, u in enumerate(index.user_ids.tolist())}
+    position = prepared.user_positions
     wanted = index.user_ids.tolist() if users is None else list(dict.fromkeys(map(str, users)))
     rows = np.array([position.get(u, -1) for u in wanted], dtype=np.int64)
     known = rows >= 0
@@ -107,29 +112,58 @@ def recommend(
         prepared.catalogue, stats, queries, config=config, allowed=allowed, rows=ranker_rows
     ):
         scores = model.score(chunk.features)
-        for user, items, item_scores in _top_k_per_query(chunk.query, chunk.item, scores, k):
+        for user, items, item_scores in top_k_per_query(chunk.query, chunk.item, scores, k):
             lists[int(user)] = (items, item_scores, "ranker")
 
     text_rows = np.unique(rows[known & (lengths == 0) & has_text])
-    for start in range(0, len(text_rows), 1024):
-        block_rows = text_rows[start : start + 1024]
+    for start in range(0, len(text_rows), TEXT_BLOCK):
+        block_rows = text_rows[start : start + TEXT_BLOCK]
         sims = prepared.user_vectors[block_rows] @ prepared.catalogue.vectors.T
         sims[:, ~allowed] = -np.inf
         for user, sim_row in zip(block_rows, sims, strict=True):
-            items = _top_k(sim_row, k)
+            items = top_k(sim_row, k)
             lists[int(user)] = (items, sim_row[items].astype(np.float64), "text")
 
     frames = []
-    bought = _sequences(excluded)
     no_items = np.zeros(0, dtype=np.int64)
     for user_id, row in zip(wanted, rows, strict=True):
         items, item_scores, source = lists.get(int(row), (no_items, np.zeros(0), "popular"))
-        own = bought.get(int(row), no_items)
-        frames.append((user_id, *_top_up(items, item_scores, source, popularity, own, k)))
+        own = excluded.sequence(int(row)) if row >= 0 else no_items
+        frames.append((user_id, *top_up(items, item_scores, source, popularity, own, k)))
     return _to_frame(frames, index.item_ids)
 
 
-def _allowed_items(
+def iter_recommendations(
+    model: RecModel,
+    data: RetailerData,
+    *,
+    k: int = 20,
+    chunk_customers: int = 50_000,
+    exclude_bought: bool = True,
+) -> Iterator[pl.DataFrame]:
+    """Every customer's recommendations, ``chunk_customers`` customers at a time.
+
+    For exports of any size with flat memory: pass the chunks to
+    :func:`~rectransfer.write_recommendation_chunks`. The customers come in the order of
+    :func:`recommend` without ``users``; lists are the ones it returns, up to last-bit rounding of
+    products over blocks of another shape.
+
+    Examples
+    --------
+    >>> for chunk in iter_recommendations(model, shop, k=20):  # doctest: +SKIP
+    ...     print(chunk.height)
+    """
+    if isinstance(chunk_customers, bool) or not isinstance(chunk_customers, int):
+        raise ConfigError(f"chunk_customers must be a positive integer, got {chunk_customers!r}.")
+    if chunk_customers < 1:
+        raise ConfigError(f"chunk_customers must be a positive integer, got {chunk_customers!r}.")
+    users = model.prepare(data).index.user_ids
+    for start in range(0, len(users), chunk_customers):
+        chunk = users[start : start + chunk_customers].tolist()
+        yield recommend(model, data, chunk, k=k, exclude_bought=exclude_bought)
+
+
+def allowed_items(
     data: RetailerData, allow_items: list[str] | None, deny_items: list[str] | None
 ) -> np.ndarray:
     item_ids = data.items[Columns.ITEM]
@@ -169,20 +203,7 @@ def _empty_like(histories: Histories) -> Histories:
     return _filter_events(histories, np.zeros(len(histories.items), dtype=bool))
 
 
-def _sequences(histories: Histories) -> dict[int, np.ndarray]:
-    user = histories.user_of_event()
-    if len(user) == 0:
-        return {}
-    splits = np.flatnonzero(np.diff(user)) + 1
-    return {
-        int(users[0]): items
-        for users, items in zip(
-            np.split(user, splits), np.split(histories.items, splits), strict=True
-        )
-    }
-
-
-def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` highest finite scores, best first, ties by lower index."""
     finite = np.flatnonzero(np.isfinite(scores))
     if len(finite) == 0:
@@ -191,7 +212,7 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return finite[order[:k]]
 
 
-def _top_k_per_query(query: np.ndarray, item: np.ndarray, scores: np.ndarray, k: int):  # type: ignore[no-untyped-def]
+def top_k_per_query(query: np.ndarray, item: np.ndarray, scores: np.ndarray, k: int):  # type: ignore[no-untyped-def]
     """Yield (query, items, scores) with each query's best ``k`` rows, ties by item order."""
     if len(query) == 0:
         return
@@ -204,7 +225,7 @@ def _top_k_per_query(query: np.ndarray, item: np.ndarray, scores: np.ndarray, k:
         yield query[start], item[start:stop].astype(np.int64), scores[start:stop]
 
 
-def _top_up(
+def top_up(
     items: np.ndarray,
     scores: np.ndarray,
     source: str,
@@ -222,7 +243,7 @@ def _top_up(
     taken = np.zeros(len(popularity), dtype=bool)
     taken[items] = True
     taken[bought] = True
-    fill = _top_k(np.where(taken, -np.inf, popularity), k - len(items))
+    fill = top_k(np.where(taken, -np.inf, popularity), k - len(items))
     if len(items):
         fill_scores = float(scores.min()) - 1.0 - np.arange(len(fill), dtype=np.float64)
     else:

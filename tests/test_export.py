@@ -81,3 +81,43 @@ def test_a_failed_write_keeps_the_previous_file_and_leaves_no_temporary(
 def test_bad_export_options(recs, tmp_path, kwargs, message):
     with pytest.raises(rt.ConfigError, match=message):
         rt.write_recommendations(recs, tmp_path, model_version="v", **kwargs)
+
+
+def test_chunked_export_writes_the_same_rows_as_one_frame(broad, tmp_path):
+    from polars.testing import assert_frame_equal
+
+    shop = make_shop("chunky", seed=8, n_users=40, text_only_users=2)
+    whole = rt.recommend(broad, shop, k=5)
+    chunks = list(rt.iter_recommendations(broad, shop, k=5, chunk_customers=7))
+    assert len(chunks) == -(-whole["user_id"].n_unique() // 7)
+    path = rt.write_recommendation_chunks(
+        iter(chunks), tmp_path, retailer="chunky", run_date="2026-11-01", model_version="m-1"
+    )
+    back = pl.read_parquet(path)
+    assert_frame_equal(back.select(whole.columns), whole, check_exact=False, rtol=1e-5)
+    assert back["retailer"].unique().to_list() == ["chunky"]
+
+
+def test_a_failing_chunk_stream_keeps_the_previous_partition(broad, tmp_path):
+    shop = make_shop("chunky", seed=8, n_users=40)
+    first = rt.write_recommendation_chunks(
+        rt.iter_recommendations(broad, shop, k=3),
+        tmp_path,
+        retailer="chunky",
+        run_date="2026-11-01",
+        model_version="m-1",
+    )
+    before = first.read_bytes()
+
+    def broken():
+        yield from rt.iter_recommendations(broad, shop, k=3, chunk_customers=5)
+        raise OSError("disk went away")
+
+    with pytest.raises(OSError, match="disk went away"):
+        rt.write_recommendation_chunks(
+            broken(), tmp_path, retailer="chunky", run_date="2026-11-01", model_version="m-2"
+        )
+    assert first.read_bytes() == before
+    assert not [p for p in (tmp_path / ".staging").iterdir()]
+    with pytest.raises(rt.ConfigError, match="chunk_customers"):
+        next(rt.iter_recommendations(broad, shop, chunk_customers=0))

@@ -14,12 +14,13 @@ def prepared(encoder):
     return prepare(make_shop("feat", seed=3, n_users=60), encoder)
 
 
-def _rows(prepared, **kwargs):
+def _rows(prepared, config=None, **kwargs):
     histories = prepared.index.histories
     context = histories.truncate(1)
     queries = Queries(context=context, text_vectors=prepared.user_vectors, **kwargs)
     stats = BehaviourStats.build(context)
-    return context, candidate_rows(prepared.catalogue, stats, queries, config=CandidateConfig())
+    config = config or CandidateConfig()
+    return context, candidate_rows(prepared.catalogue, stats, queries, config=config)
 
 
 def test_candidates_exclude_the_context_and_have_every_feature(prepared):
@@ -70,3 +71,82 @@ def test_allowed_mask_is_respected(prepared):
     )
     assert rows.n_rows > 0
     assert allowed[rows.item].all()
+
+
+def _dense_z(rows: np.ndarray) -> np.ndarray:
+    return (rows - rows.mean(axis=1, keepdims=True)) / rows.std(axis=1, keepdims=True)
+
+
+def test_text_features_equal_whole_catalogue_formulas(prepared):
+    """Per-candidate similarities and catalogue-wide z-scores match the dense computation."""
+    context, rows = _rows(prepared)
+    vectors = prepared.catalogue.vectors.astype(np.float64)
+    dense = vectors @ vectors.T  # item x item similarity, the brute-force reference
+    col = {name: FEATURE_NAMES.index(name) for name in FEATURE_NAMES}
+    checked = 0
+    for q in np.unique(rows.query)[:15]:
+        seq = context.sequence(q)
+        if len(seq) == 0:
+            continue
+        mine = rows.query == q
+        items = rows.item[mine]
+        x = rows.features[mine]
+        last = seq[-1]
+        recent = seq[-features.RECENT_ITEMS :]
+        np.testing.assert_allclose(x[:, col["sim_last"]], dense[last, items], atol=1e-5)
+        np.testing.assert_allclose(
+            x[:, col["sim_last_z"]], _dense_z(dense[[last]])[0, items], atol=1e-3
+        )
+        np.testing.assert_allclose(
+            x[:, col["sim_recent_max"]], dense[recent][:, items].max(axis=0), atol=1e-5
+        )
+        np.testing.assert_allclose(
+            x[:, col["sim_recent_zmax"]], _dense_z(dense[recent])[:, items].max(axis=0), atol=1e-3
+        )
+        mean = vectors[seq].mean(axis=0)
+        mean /= np.linalg.norm(mean)
+        hist_row = vectors @ mean
+        np.testing.assert_allclose(x[:, col["sim_hist_mean"]], hist_row[items], atol=1e-5)
+        np.testing.assert_allclose(
+            x[:, col["sim_hist_mean_z"]], _dense_z(hist_row[None])[0, items], atol=1e-3
+        )
+        checked += 1
+    assert checked >= 10
+
+
+def test_candidate_lists_hold_each_signals_exact_top_items(prepared):
+    """The top items of the last-item text row and of co-occurrence are all candidates."""
+    config = CandidateConfig(
+        text_last=8, text_recent=0, text_user=0, cooc=6, transitions=0, popular=0
+    )
+    context, rows = _rows(prepared, config)
+    vectors = prepared.catalogue.vectors
+    stats = BehaviourStats.build(context)
+    for q in np.unique(rows.query)[:15]:
+        seq = context.sequence(q)
+        proposed = set(rows.item[rows.query == q].tolist())
+        open_items = np.setdiff1d(np.arange(prepared.catalogue.n_items), seq)
+        sims = vectors[open_items] @ vectors[seq[-1]]
+        order = np.lexsort((open_items, -sims))
+        # every item strictly better than the n-th is in (ties at the boundary may go either way)
+        nth = sims[order[config.text_last - 1]]
+        assert set(open_items[sims > nth + 1e-6].tolist()) <= proposed
+        window = seq[::-1][: features.COOC_HISTORY]  # newest first, decaying weights
+        weights = features.COOC_DECAY ** np.arange(len(window))
+        cooc = (weights @ stats.cooc[window].toarray())[open_items]
+        if (cooc > 0).any():
+            cooc_order = np.lexsort((open_items, -cooc))
+            nth = cooc[cooc_order[min(config.cooc, len(cooc)) - 1]]
+            assert set(open_items[(cooc > nth + 1e-6) & (cooc > 0)].tolist()) <= proposed
+        assert len(proposed) <= config.text_last + config.cooc
+
+
+def test_neighbour_lists_are_sorted_and_skip_items_not_allowed(prepared):
+    vectors = prepared.catalogue.vectors
+    allowed = np.ones(len(vectors), dtype=bool)
+    allowed[::3] = False
+    lists = features.TextNeighbours.build(vectors, allowed, width=10)
+    assert allowed[lists.items[lists.items >= 0]].all()
+    assert (np.diff(lists.sims, axis=1) <= 1e-7).all()
+    dense = vectors @ vectors[allowed].T
+    np.testing.assert_allclose(lists.sims[:, 0], dense.max(axis=1), atol=1e-6)

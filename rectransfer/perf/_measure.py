@@ -1,0 +1,59 @@
+"""Measuring helpers shared by the benchmarks: peak memory, fresh processes, reference models."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rectransfer.model import RecModel
+
+GIB = 1024**3
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident memory so far, in GiB (Linux reports KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB, 3)
+
+
+def run_fresh(module: str, argv: Sequence[str]) -> dict[str, Any]:
+    """Run ``python -m module argv`` in a new process and return the JSON it prints last.
+
+    A fresh process per measurement keeps peak memory and warm-up of one size from leaking
+    into the next.
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", module, *argv], check=True, capture_output=True, text=True
+    )
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+class Timer:
+    """``with Timer() as t: ...`` then ``t.seconds``."""
+
+    def __enter__(self) -> Timer:
+        self._start = time.perf_counter()
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = round(time.perf_counter() - self._start, 3)
+
+
+def reference_model(encoder_spec: str, cache_dir: Path | None, *, seed: int = 0) -> RecModel:
+    """A broad model pretrained on two generated shops (no data set needed), for speed figures."""
+    import rectransfer as rt
+    from rectransfer.encoder import load_encoder
+    from rectransfer.scale_data import make_retailer
+
+    encoder = load_encoder(encoder_spec, cache_dir=cache_dir)
+    shops = [
+        make_retailer(3_000, 2_000, seed=seed + 100 + i, name=f"reference_{i}") for i in range(2)
+    ]
+    return rt.pretrain(shops, encoder=encoder, random_state=seed)

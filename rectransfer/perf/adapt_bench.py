@@ -1,0 +1,57 @@
+"""``rectransfer bench adapt``: adapting a broad model to a generated retailer, warm cache."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rectransfer.perf._measure import Timer, peak_rss_gb, reference_model
+
+HELP = "time to adapt a broad model to a retailer of N interactions (warm embedding cache)"
+INTERACTIONS_PER_CUSTOMER = 25
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--interactions", type=int, default=50_000)
+    parser.add_argument("--items", type=int, default=5_000, help="catalogue size")
+    parser.add_argument("--base", type=Path, default=None, help="default: pretrain a small one")
+    parser.add_argument("--encoder", default="default", help="encoder spec (default: default)")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="embedding cache folder")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import rectransfer as rt
+    from rectransfer.encoder import load_encoder
+    from rectransfer.prepare import prepare
+    from rectransfer.scale_data import make_retailer
+
+    encoder = load_encoder(args.encoder, cache_dir=args.cache_dir)
+    if args.base is None:
+        base = reference_model(args.encoder, args.cache_dir, seed=args.seed)
+    else:
+        base = rt.RecModel.load(args.base, encoder=encoder)
+    customers = max(args.interactions // INTERACTIONS_PER_CUSTOMER, 2)
+    shop = make_retailer(
+        customers,
+        args.items,
+        interactions_per_customer=INTERACTIONS_PER_CUSTOMER,
+        seed=args.seed + 1,
+        name="adapt_bench",
+    )
+    with Timer() as warm:  # the embedding cache is warm before the timed run
+        prepare(shop, encoder)
+    with Timer() as adapting:
+        model = rt.adapt(base, shop, random_state=args.seed)
+    assert model.guard is not None
+    return {
+        "interactions": shop.interactions.height,
+        "customers": customers,
+        "items": args.items,
+        "seconds": adapting.seconds,
+        "goal_seconds": 60.0,
+        "warmup_seconds": warm.seconds,
+        "shipped": model.guard.decision,
+        "peak_rss_gb": peak_rss_gb(),
+    }

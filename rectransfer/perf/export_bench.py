@@ -1,0 +1,127 @@
+"""``rectransfer bench export``: the nightly export of a generated retailer against its limit.
+
+Each size runs in a fresh process: generate the shop (seeded, not timed), then time the nightly
+path (prepare with a warm embedding cache, candidates, features, ranking, rules, top-K, Parquet,
+streamed in customer chunks), then the brute-force limit on the same customers: one vector per
+customer (the mean of their recent items' vectors) times the item matrix, with ``argpartition``
+top-K, in the same chunks the recommender uses. Peak memory is the process's, after our run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rectransfer.perf._measure import Timer, peak_rss_gb, reference_model, run_fresh
+
+HELP = "nightly recommend + Parquet export of generated retailers, against the brute-force limit"
+LIMIT_GOAL = 3.0  # ours / limit
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--customers",
+        type=lambda text: [int(x) for x in text.split(",")],
+        default=[50_000, 100_000, 200_000],
+        metavar="N,N,...",
+        help="customer counts, one fresh process each (default: 50000,100000,200000)",
+    )
+    parser.add_argument("--items", type=int, default=50_000, help="catalogue size")
+    parser.add_argument("--k", type=int, default=20, help="items per customer")
+    parser.add_argument(
+        "--model", type=Path, default=None, help="model directory (default: pretrain a small one)"
+    )
+    parser.add_argument("--encoder", default="default", help="encoder spec (default: default)")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="embedding cache folder")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from rectransfer.encoder import load_encoder
+    from rectransfer.scale_data import make_retailer
+    from rectransfer.text import item_texts
+
+    with tempfile.TemporaryDirectory(prefix="rectransfer-bench-") as work:
+        model_dir = args.model
+        if model_dir is None:
+            model_dir = reference_model(args.encoder, args.cache_dir, seed=args.seed).save(
+                Path(work) / "model"
+            )
+        # The catalogue depends on (items, seed) only: embed it once, outside the timings.
+        catalogue = make_retailer(1, args.items, seed=args.seed).items
+        with Timer() as warm:
+            load_encoder(args.encoder, cache_dir=args.cache_dir).encode(item_texts(catalogue))
+        runs = []
+        for n in args.customers:
+            argv = [str(model_dir), str(n), str(args.items), str(args.k), args.encoder]
+            argv += [str(args.cache_dir or ""), str(args.seed), work]
+            runs.append(run_fresh(__name__, argv))
+    largest = runs[-1]
+    return {
+        **largest,
+        "limit_goal": LIMIT_GOAL,
+        "embedding_warmup_seconds": warm.seconds,
+        "runs": runs,
+    }
+
+
+def _one_size(argv: list[str]) -> dict[str, Any]:
+    import numpy as np
+
+    import rectransfer as rt
+    from rectransfer.encoder import load_encoder
+    from rectransfer.features import RECENT_ITEMS, chunk_size
+    from rectransfer.scale_data import make_retailer
+
+    model_dir, n, items, k, encoder, cache_dir, seed, work = argv
+    n_customers, n_items, top = int(n), int(items), int(k)
+    with Timer() as generate:
+        shop = make_retailer(n_customers, n_items, seed=int(seed))
+    model = rt.RecModel.load(
+        model_dir, encoder=load_encoder(encoder, cache_dir=Path(cache_dir) if cache_dir else None)
+    )
+    with Timer() as ours:
+        path = rt.write_recommendation_chunks(
+            rt.iter_recommendations(model, shop, k=top),
+            Path(work) / "exports",
+            retailer=shop.name,
+            run_date="2026-01-31",
+            model_version=model.model_version,
+        )
+    peak = peak_rss_gb()
+    rows = len(rt.read_recommendations(path.parents[2], retailer=shop.name, run_date="2026-01-31"))
+
+    prepared = model.prepare(shop)
+    vectors = prepared.catalogue.vectors
+    histories = prepared.index.histories
+    customers = np.zeros((histories.n_users, vectors.shape[1]), dtype=np.float32)
+    for offset in range(RECENT_ITEMS):
+        last = histories.last(offset)
+        customers[last >= 0] += vectors[last[last >= 0]]
+    customers /= np.maximum(np.linalg.norm(customers, axis=1, keepdims=True), 1e-12)
+    step = chunk_size(n_items)
+    with Timer() as limit:
+        for start in range(0, len(customers), step):
+            scores = customers[start : start + step] @ vectors.T
+            np.argpartition(-scores, top - 1, axis=1)[:, :top]
+    return {
+        "customers": n_customers,
+        "items": n_items,
+        "k": top,
+        "interactions": shop.interactions.height,
+        "rows": rows,
+        "seconds": ours.seconds,
+        "peak_rss_gb": peak,
+        "limit_seconds": limit.seconds,
+        "limit_ratio": round(ours.seconds / max(limit.seconds, 1e-9), 3),
+        "generate_seconds": generate.seconds,
+        "model_version": model.model_version,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(_one_size(sys.argv[1:])))

@@ -1,0 +1,88 @@
+"""Smoke tests of the performance benchmark commands on tiny sizes (figures are not checked)."""
+
+import json
+
+import polars as pl
+import pytest
+
+from rectransfer.cli import main
+from rectransfer.scale_data import make_retailer, write_retailer
+
+
+def test_scale_generator_is_seeded_valid_and_sized():
+    a = make_retailer(300, 400, seed=3)
+    b = make_retailer(300, 400, seed=3)
+    assert a.items.equals(b.items) and a.interactions.equals(b.interactions)
+    assert not a.interactions.equals(make_retailer(300, 400, seed=4).interactions)
+    assert a.items.height == 400
+    assert a.interactions["user_id"].n_unique() == 300
+    per_customer = a.interactions.height / 300
+    assert 20 < per_customer < 30
+    # the catalogue depends on its size and seed only (benchmarks embed it once)
+    assert make_retailer(5, 400, seed=3).items.equals(a.items)
+    # histories follow the planted chains: consecutive items are often of neighbouring kinds
+    assert a.users is not None and 0.2 < a.users.height / 300 < 0.4
+    assert (~a.items["in_stock"]).sum() > 0
+    with pytest.raises(ValueError, match="at least"):
+        make_retailer(0, 400)
+
+
+def test_generated_retailer_round_trips_through_a_folder(tmp_path):
+    from rectransfer.schema import RetailerData
+
+    shop = make_retailer(50, 100, seed=1)
+    folder = write_retailer(shop, tmp_path / "shop")
+    back = RetailerData.load(folder)
+    assert back.interactions.height == shop.interactions.height
+    assert not list(folder.glob(".*"))
+
+
+@pytest.fixture(scope="module")
+def model_dir(broad, tmp_path_factory):
+    return str(broad.save(tmp_path_factory.mktemp("bench") / "broad"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "keys"),
+    [
+        (
+            ["export", "--customers", "150,300", "--items", "400", "--k", "5", "--model"],
+            {"customers", "items", "seconds", "peak_rss_gb", "limit_seconds", "limit_ratio"},
+        ),
+        (
+            ["online", "--items", "400", "--customers", "100", "--requests", "12", "--model"],
+            {"p50_ms", "p99_ms", "requests"},
+        ),
+        (
+            ["adapt", "--interactions", "2000", "--items", "300", "--base"],
+            {"interactions", "seconds"},
+        ),
+    ],
+)
+def test_bench_commands_write_their_json(tmp_path, model_dir, argv, keys):
+    out = tmp_path / "bench.json"
+    command = ["bench", *argv, model_dir, "--encoder", "hashing:64", "--out", str(out)]
+    assert main(command) == 0
+    result = json.loads(out.read_text())
+    assert keys <= set(result)
+    if argv[0] == "export":
+        assert [run["customers"] for run in result["runs"]] == [150, 300]
+        assert result["rows"] == 300 * 5
+    if argv[0] == "online":
+        assert result["requests"] == 12 and result["p99_ms"] >= result["p50_ms"] > 0
+    if argv[0] == "adapt":
+        assert abs(result["interactions"] - 2000) < 300
+
+
+def test_bench_pretrain_reports_cold_and_warm_runs(tmp_path):
+    sources = []
+    for i in range(2):
+        shop = make_retailer(120, 150, seed=10 + i, name=f"s{i}")
+        sources.append(str(write_retailer(shop, tmp_path / f"s{i}")))
+    out = tmp_path / "pretrain.json"
+    argv = ["bench", "pretrain", "--sources", *sources, "--encoder", "hashing:32"]
+    assert main([*argv, "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["seconds_cold"] > 0 and result["seconds_warm"] > 0
+    assert result["sources"] == ["s0", "s1"]
+    assert pl.DataFrame([result]).height == 1
