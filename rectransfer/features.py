@@ -303,9 +303,13 @@ class _Shared:
 
 
 def _popular_order(stats: BehaviourStats, allowed: np.ndarray | None) -> np.ndarray:
-    score = stats.recent_pct + stats.pop_pct
-    pool = np.arange(len(score)) if allowed is None else np.flatnonzero(allowed)
-    return pool[np.lexsort((pool, -score[pool]))]
+    key = b"" if allowed is None else np.packbits(allowed).tobytes()
+    order = stats.popular_orders.get(key)
+    if order is None:
+        score = stats.recent_pct + stats.pop_pct
+        pool = np.arange(len(score)) if allowed is None else np.flatnonzero(allowed)
+        order = stats.popular_orders[key] = pool[np.lexsort((pool, -score[pool]))]
+    return order
 
 
 def _history_matrix(
@@ -446,7 +450,7 @@ def _chunk_rows(
     )
     fwd = _Pairs.of_sparse(trans_history @ stats.trans_fwd, n_items)
     bwd = _Pairs.of_sparse(trans_history @ stats.trans_bwd, n_items)
-    both = _Pairs.of_sparse(trans_history @ (stats.trans_fwd + stats.trans_bwd), n_items)
+    both = _Pairs.of_sparse(trans_history @ stats.trans_both, n_items)
     for pairs, n in ((cooc, config.cooc), (both, config.transitions)):
         lists.append(
             proposable_top(

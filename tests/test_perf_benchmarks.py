@@ -86,3 +86,24 @@ def test_bench_pretrain_reports_cold_and_warm_runs(tmp_path):
     assert result["seconds_cold"] > 0 and result["seconds_warm"] > 0
     assert result["sources"] == ["s0", "s1"]
     assert pl.DataFrame([result]).height == 1
+
+
+def test_bench_report_rewrites_only_its_table(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "adapt.json").write_text(json.dumps({"interactions": 50_000, "seconds": 75.0}))
+    (results / "online.json").write_text(
+        json.dumps({"p50_ms": 12.0, "p99_ms": 40.0, "requests": 600, "items": 50_000})
+    )
+    doc = tmp_path / "BENCH.md"
+    doc.write_text("# Benchmarks\n\nkept above\n")
+    argv = ["bench", "report", "--results", str(results), "--doc", str(doc)]
+    assert main([*argv, "--out", str(tmp_path / "r.json")]) == 0
+    first = doc.read_text()
+    assert first.startswith("# Benchmarks\n\nkept above\n")
+    assert "| adapt | 50,000 interactions, warm cache | 75.0 s | <= 60 s | **not met** |" in first
+    assert "| online | p99 | 40.0 ms | <= 100 ms | met |" in first
+    doc.write_text(first + "\nkept below\n")
+    assert main([*argv, "--out", str(tmp_path / "r.json")]) == 0
+    second = doc.read_text()
+    assert second.count("<!-- perf-table -->") == 1 and second.endswith("kept below\n")

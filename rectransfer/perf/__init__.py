@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, str] = {
     "export": "export_bench",
     "adapt": "adapt_bench",
     "online": "online_bench",
+    "report": "report_bench",
 }
 
 

@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         settings["quantisation"] = QUANTISATION
     result: dict[str, Any] = {
         "benchmark": "encode",
-        "datasets": [str(p) for p in args.dataset],
+        "datasets": [Path(p).name for p in args.dataset],
         "texts": len(texts),
         "texts_requested": n,
         "texts_available": catalogue.available,
@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "settings": settings,
         "baseline": {
             "call": "SentenceTransformer(path, device='cpu').encode(texts)",
-            "model": str(baseline_path),
+            "model": baseline_path.name,
             "batch_size": 32,
             "max_seq_length": int(baseline.max_seq_length),
             "torch_threads": _torch_threads(),
