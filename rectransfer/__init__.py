@@ -13,6 +13,15 @@ Examples
 >>> model.save("models/trailhead_market")  # doctest: +SKIP
 """
 
+import os
+
+# Before LightGBM and torch load their OpenMP runtimes: idle OpenMP threads sleep instead of
+# spinning, so the two libraries (and other processes on a small machine) do not steal each
+# other's cores; spinning threads made torch steps many times slower on a shared 2-core machine.
+# A value set by the user wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 from rectransfer.adapt import adapt
 from rectransfer.encoder import Encoder, HashingEncoder, SentenceTransformerEncoder, load_encoder
 from rectransfer.errors import (
