@@ -153,9 +153,11 @@ def iter_recommendations(
     >>> for chunk in iter_recommendations(model, shop, k=20):  # doctest: +SKIP
     ...     print(chunk.height)
     """
-    if isinstance(chunk_customers, bool) or not isinstance(chunk_customers, int):
-        raise ConfigError(f"chunk_customers must be a positive integer, got {chunk_customers!r}.")
-    if chunk_customers < 1:
+    if (
+        isinstance(chunk_customers, bool)
+        or not isinstance(chunk_customers, int)
+        or chunk_customers < 1
+    ):
         raise ConfigError(f"chunk_customers must be a positive integer, got {chunk_customers!r}.")
     users = model.prepare(data).index.user_ids
     for start in range(0, len(users), chunk_customers):
