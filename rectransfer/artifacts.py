@@ -96,7 +96,7 @@ def save_model(model: RecModel, path: str | Path) -> Path:
         _write(staging / CHECKSUM_FILE, json.dumps(checksums, indent=2))
         _atomic.fsync_dir(staging)
         load_model(staging)  # never publish a directory that does not load back
-        _publish(staging, target)
+        publish_directory(staging, target)
         _atomic.fsync_dir(target.parent)
     finally:
         # After a rename, nothing is left here; after an exchange, the old model is.
@@ -111,7 +111,7 @@ def config_json(config: ModelConfig) -> str:
     return pydantic_core.to_json(config.model_dump(), indent=2, inf_nan_mode="strings").decode()
 
 
-def _publish(staging: Path, target: Path) -> None:
+def publish_directory(staging: Path, target: Path) -> None:
     if not target.exists():
         try:
             os.rename(staging, target)  # atomic; fails if a non-empty directory appeared meanwhile

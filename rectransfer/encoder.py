@@ -157,7 +157,7 @@ def _model_files(directory: Path) -> list[tuple[str, Path]]:
 
 
 @contextmanager
-def _quiet_transformers_loading() -> Iterator[None]:
+def quiet_transformers_loading() -> Iterator[None]:
     """Hide the transformers "Loading weights" progress bar while a model loads."""
     try:
         from transformers.utils import logging as hf_logging
@@ -324,7 +324,7 @@ class SentenceTransformerEncoder:
             from sentence_transformers import SentenceTransformer
 
             try:
-                with _quiet_transformers_loading():
+                with quiet_transformers_loading():
                     model = SentenceTransformer(
                         str(self.model_path), device=self.device, local_files_only=True
                     )

@@ -65,8 +65,8 @@ import numpy as np
 import polars as pl
 
 from rectransfer import _atomic
-from rectransfer.artifacts import _publish, leftovers
-from rectransfer.encoder import SentenceTransformerEncoder, _quiet_transformers_loading
+from rectransfer.artifacts import leftovers, publish_directory
+from rectransfer.encoder import SentenceTransformerEncoder, quiet_transformers_loading
 from rectransfer.errors import ConfigError, IncompatibleArtifactError, SchemaError
 from rectransfer.histories import RetailerIndex
 from rectransfer.model import library_versions, package_version
@@ -335,7 +335,7 @@ def _load_model(path: Path, device: str) -> Any:
     from sentence_transformers import SentenceTransformer
 
     try:
-        with _quiet_transformers_loading():
+        with quiet_transformers_loading():
             return SentenceTransformer(str(path), device=device, local_files_only=True)
     except Exception as exc:
         raise ConfigError(
@@ -778,7 +778,7 @@ def _save(model: Any, out: Path, metadata: dict[str, Any]) -> None:
     _atomic.sweep(leftovers(out))
     staging = out.parent / f".{out.name}.tmp-{_atomic.owner_token()}"
     try:
-        with _quiet_transformers_loading():  # no "Writing model shards" bar
+        with quiet_transformers_loading():  # no "Writing model shards" bar
             model.save(str(staging), create_model_card=False)
         with open(staging / METADATA_FILE, "w", encoding="utf-8") as handle:
             handle.write(json.dumps(metadata, indent=2) + "\n")
@@ -788,7 +788,7 @@ def _save(model: Any, out: Path, metadata: dict[str, Any]) -> None:
         probe = SentenceTransformerEncoder(staging).encode(["tent"])  # never publish what fails
         if probe.shape[0] != 1 or not np.isfinite(probe).all():
             raise IncompatibleArtifactError(f"the fine-tuned encoder in {staging} gives no vector")
-        _publish(staging, out)
+        publish_directory(staging, out)
         _atomic.fsync_dir(out.parent)
     finally:
         _atomic.remove(staging)  # after an exchange, this is the previous encoder

@@ -448,9 +448,11 @@ def _chunk_rows(
     trans_history = _history_matrix(
         context, rows, last=len(TRANSITION_WEIGHTS), weights=np.asarray(TRANSITION_WEIGHTS)
     )
-    fwd = _Pairs.of_sparse(trans_history @ stats.trans_fwd, n_items)
-    bwd = _Pairs.of_sparse(trans_history @ stats.trans_bwd, n_items)
-    both = _Pairs.of_sparse(trans_history @ stats.trans_both, n_items)
+    fwd_scores = trans_history @ stats.trans_fwd
+    bwd_scores = trans_history @ stats.trans_bwd
+    fwd = _Pairs.of_sparse(fwd_scores, n_items)
+    bwd = _Pairs.of_sparse(bwd_scores, n_items)
+    both = _Pairs.of_sparse(fwd_scores + bwd_scores, n_items)  # either direction
     for pairs, n in ((cooc, config.cooc), (both, config.transitions)):
         lists.append(
             proposable_top(

@@ -58,10 +58,10 @@ from rectransfer.encoder import (
     _model_files,
     _packaged_model_path,
     _plan,
-    _quiet_transformers_loading,
     _show_progress,
     _text_list,
     default_cache_dir,
+    quiet_transformers_loading,
 )
 from rectransfer.errors import ConfigError, IncompatibleArtifactError
 
@@ -262,7 +262,7 @@ def _quiet_export() -> Iterator[None]:
     torch_onnx.setLevel(logging.ERROR)
     root.addFilter(drop)
     try:
-        with warnings.catch_warnings(), _quiet_transformers_loading():
+        with warnings.catch_warnings(), quiet_transformers_loading():
             warnings.simplefilter("ignore")
             yield
     finally:

@@ -45,11 +45,6 @@ class BehaviourStats:
         return support
 
     @cached_property
-    def trans_both(self) -> sp.csr_matrix:
-        """Transitions in either direction: what candidate lists take from the last items."""
-        return sp.csr_matrix(self.trans_fwd + self.trans_bwd)
-
-    @cached_property
     def popular_orders(self) -> dict[bytes, np.ndarray]:
         """Proposable items by popularity, per mask of proposable items (filled by the features)."""
         return {}

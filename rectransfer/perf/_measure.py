@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import subprocess
@@ -32,6 +33,16 @@ def run_fresh(module: str, argv: Sequence[str]) -> dict[str, Any]:
         [sys.executable, "-m", module, *argv], check=True, capture_output=True, text=True
     )
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def add_model_options(parser: argparse.ArgumentParser, *, model_flag: str = "--model") -> None:
+    """The options every model-using benchmark takes: the model, its encoder, cache and seed."""
+    parser.add_argument(
+        model_flag, type=Path, default=None, help="model directory (default: pretrain a small one)"
+    )
+    parser.add_argument("--encoder", default="default", help="encoder spec (default: default)")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="embedding cache folder")
+    parser.add_argument("--seed", type=int, default=0)
 
 
 class Timer:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-from rectransfer.perf._measure import Timer, peak_rss_gb, reference_model
+from rectransfer.perf._measure import Timer, add_model_options, peak_rss_gb, reference_model
 
 HELP = "time to adapt a broad model to a retailer of N interactions (warm embedding cache)"
 INTERACTIONS_PER_CUSTOMER = 25
@@ -15,10 +14,7 @@ INTERACTIONS_PER_CUSTOMER = 25
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interactions", type=int, default=50_000)
     parser.add_argument("--items", type=int, default=5_000, help="catalogue size")
-    parser.add_argument("--base", type=Path, default=None, help="default: pretrain a small one")
-    parser.add_argument("--encoder", default="default", help="encoder spec (default: default)")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="embedding cache folder")
-    parser.add_argument("--seed", type=int, default=0)
+    add_model_options(parser, model_flag="--base")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -294,9 +294,9 @@ def _sentence_transformer(path: Path) -> Any:
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     from sentence_transformers import SentenceTransformer
 
-    from rectransfer.encoder import _quiet_transformers_loading
+    from rectransfer.encoder import quiet_transformers_loading
 
-    with _quiet_transformers_loading():
+    with quiet_transformers_loading():
         return SentenceTransformer(str(path), device="cpu")
 
 

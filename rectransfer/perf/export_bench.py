@@ -16,7 +16,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from rectransfer.perf._measure import Timer, peak_rss_gb, reference_model, run_fresh
+from rectransfer.perf._measure import (
+    Timer,
+    add_model_options,
+    peak_rss_gb,
+    reference_model,
+    run_fresh,
+)
 
 HELP = "nightly recommend + Parquet export of generated retailers, against the brute-force limit"
 LIMIT_GOAL = 3.0  # ours / limit
@@ -32,12 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--items", type=int, default=50_000, help="catalogue size")
     parser.add_argument("--k", type=int, default=20, help="items per customer")
-    parser.add_argument(
-        "--model", type=Path, default=None, help="model directory (default: pretrain a small one)"
-    )
-    parser.add_argument("--encoder", default="default", help="encoder spec (default: default)")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="embedding cache folder")
-    parser.add_argument("--seed", type=int, default=0)
+    add_model_options(parser)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

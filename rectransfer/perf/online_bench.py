@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 from typing import Any
 
-from rectransfer.perf._measure import Timer, peak_rss_gb, reference_model
+from rectransfer.perf._measure import Timer, add_model_options, peak_rss_gb, reference_model
 
 HELP = "latency of one-customer recommend calls on a loaded model (p50, p99)"
 
@@ -23,10 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--customers", type=int, default=20_000, help="customers in the shop")
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--k", type=int, default=20)
-    parser.add_argument("--model", type=Path, default=None, help="default: pretrain a small one")
-    parser.add_argument("--encoder", default="default", help="encoder spec (default: default)")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="embedding cache folder")
-    parser.add_argument("--seed", type=int, default=0)
+    add_model_options(parser)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
