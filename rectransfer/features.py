@@ -16,6 +16,7 @@ is bounded by the chunk size.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ import scipy.sparse as sp
 from rectransfer.catalogue import Catalogue
 from rectransfer.histories import Histories
 from rectransfer.stats import BehaviourStats
+from rectransfer.topk import top_k_rows
 
 FEATURE_NAMES: tuple[str, ...] = (
     "sim_last",
@@ -64,7 +66,7 @@ COOC_HISTORY = 20  # co-occurrence looks at the last twenty items, newer ones we
 COOC_DECAY = 0.85
 TRANSITION_WEIGHTS = (1.0, 0.5, 0.25)  # transitions from the last three items
 BLOCK_BUDGET_BYTES = 384 * 1024**2  # the dense score block of one chunk stays below this
-# a customer's row of the dense text block: float32 scores, int64 argpartition indices, a mask
+# a customer's row of the dense text block: float32 scores, a mask and selection headroom
 _DENSE_BYTES_PER_ITEM = 4 + 8 + 1
 NEIGHBOUR_MARGIN = 30  # extra text neighbours per item, for those a customer may not be offered
 
@@ -132,7 +134,7 @@ def chunk_size(n_items: int) -> int:
     """Customers per chunk so that the one dense block of a chunk fits ``BLOCK_BUDGET_BYTES``.
 
     Only customers with their own text get a dense ``chunk x items`` block (their similarity to
-    the whole catalogue, with the index array ``argpartition`` makes of it); everything else is
+    the whole catalogue, with the buffers of its top-k selection); everything else is
     sparse or per candidate.
     """
     per_customer = max(n_items, 1) * _DENSE_BYTES_PER_ITEM
@@ -166,13 +168,9 @@ class TextNeighbours:
         pool_vectors = vectors[pool]
         step = int(np.clip(BLOCK_BUDGET_BYTES // (max(len(pool), 1) * 12), 1, 4096))
         for start in range(0, n_items, step):
-            block = vectors[start : start + step] @ pool_vectors.T
-            top = np.argpartition(-block, take - 1, axis=1)[:, :take]
-            top.sort(axis=1)  # ties then go to the lower catalogue position
-            top_sims = np.take_along_axis(block, top, axis=1)
-            order = np.argsort(-top_sims, axis=1, kind="stable")
-            items[start : start + step, :take] = pool[np.take_along_axis(top, order, axis=1)]
-            sims[start : start + step, :take] = np.take_along_axis(top_sims, order, axis=1)
+            top, top_sims = top_k_rows(vectors[start : start + step] @ pool_vectors.T, take)
+            items[start : start + step, :take] = pool[top]
+            sims[start : start + step, :take] = top_sims
         return cls(items, sims)
 
 
@@ -218,6 +216,8 @@ class _CatalogueCache:
 
 
 _CACHES: dict[int, _CatalogueCache] = {}
+# Threads serving one catalogue (chunks of an export, a backend's requests) build its entries once.
+_CACHE_LOCK = threading.Lock()
 
 
 def _catalogue_cache(catalogue: Catalogue) -> _CatalogueCache:
@@ -236,17 +236,19 @@ def text_neighbours(
     """The catalogue's :class:`TextNeighbours` for this candidate config (cached)."""
     width = max(config.text_last, config.text_recent) + NEIGHBOUR_MARGIN
     key = (b"" if allowed is None else np.packbits(allowed).tobytes(), width)
-    cache = _catalogue_cache(catalogue)
-    if key not in cache.neighbours:
-        cache.neighbours[key] = TextNeighbours.build(catalogue.vectors, allowed, width)
-    return cache.neighbours[key]
+    with _CACHE_LOCK:
+        cache = _catalogue_cache(catalogue)
+        if key not in cache.neighbours:
+            cache.neighbours[key] = TextNeighbours.build(catalogue.vectors, allowed, width)
+        return cache.neighbours[key]
 
 
 def _row_moments(catalogue: Catalogue) -> _RowMoments:
-    cache = _catalogue_cache(catalogue)
-    if cache.moments is None:
-        cache.moments = _RowMoments.of(catalogue.vectors)
-    return cache.moments
+    with _CACHE_LOCK:
+        cache = _catalogue_cache(catalogue)
+        if cache.moments is None:
+            cache.moments = _RowMoments.of(catalogue.vectors)
+        return cache.moments
 
 
 def iter_candidate_rows(
@@ -577,10 +579,11 @@ def _neighbour_top(
     row, item, value = row[real], item[real], value[real]
     if anchors.shape[1] > 1 and len(row):  # an item listed by several anchors: its best value
         pair = row.astype(np.int64) * neighbours.items.shape[0] + item
-        order = np.lexsort((-value, pair))
-        row, item, value, pair = row[order], item[order], value[order], pair[order]
-        first = np.r_[True, pair[1:] != pair[:-1]]
-        row, item, value = row[first], item[first], value[first]
+        order = np.argsort(pair, kind="stable")
+        pair = pair[order]
+        first = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
+        value = np.maximum.reduceat(value[order], first)
+        row, item = row[order[first]], item[order[first]]
     return proposable_top(row, item, value, n, positive_only=False)
 
 
@@ -604,11 +607,9 @@ def _text_top(
     user = excluded.user_of_event()
     mine = position[user] >= 0
     scores[position[user[mine]], excluded.items[mine]] = -np.inf
-    take = min(n, n_items)
-    top = np.argpartition(-scores, take - 1, axis=1)[:, :take]
-    picked = np.take_along_axis(scores, top, axis=1)
+    top, picked = top_k_rows(scores, n)
     ok = np.isfinite(picked)
-    row = np.repeat(rows, take).reshape(len(rows), take)[ok]
+    row = np.repeat(rows, top.shape[1]).reshape(top.shape)[ok]
     top_items = top[ok]
     return _top_per_row(row, top_items, picked[ok], n, n_items)
 

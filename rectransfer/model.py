@@ -184,6 +184,7 @@ class RecModel:
         exclude_bought: bool = True,
         allow_items: list[str] | None = None,
         deny_items: list[str] | None = None,
+        threads: int | None = None,
     ) -> pl.DataFrame:
         """Top-``k`` items per customer; see :func:`rectransfer.recommend`."""
         from rectransfer.recommend import recommend
@@ -196,6 +197,7 @@ class RecModel:
             exclude_bought=exclude_bought,
             allow_items=allow_items,
             deny_items=deny_items,
+            threads=threads,
         )
 
     # --- persistence ---

@@ -64,6 +64,7 @@ from rectransfer.encoder import (
     quiet_transformers_loading,
 )
 from rectransfer.errors import ConfigError, IncompatibleArtifactError
+from rectransfer.parallel import cores
 
 __all__ = ["SPEC_PREFIX", "OnnxInt8Encoder"]
 
@@ -101,13 +102,6 @@ _SUPPORTED_MODEL_TYPES = frozenset(
     {"bert", "roberta", "xlm-roberta", "camembert", "distilbert", "mpnet", "electra"}
 )
 _MODULE_KINDS = {"Transformer": "transformer", "Pooling": "pooling", "Normalize": "normalize"}
-
-
-def _cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -544,7 +538,7 @@ class OnnxInt8Encoder:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads or _cores()
+        options.intra_op_num_threads = self.threads or cores()
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

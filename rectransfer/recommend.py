@@ -22,8 +22,9 @@ import numpy as np
 import polars as pl
 
 from rectransfer.errors import ConfigError
-from rectransfer.features import CandidateConfig, Queries, iter_candidate_rows
+from rectransfer.features import CandidateConfig, Queries, chunk_size, iter_candidate_rows
 from rectransfer.histories import Histories
+from rectransfer.parallel import map_in_threads
 from rectransfer.schema import Columns, RetailerData
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ def recommend(
     exclude_bought: bool = True,
     allow_items: list[str] | None = None,
     deny_items: list[str] | None = None,
+    threads: int | None = None,
 ) -> pl.DataFrame:
     """Top-``k`` items for each customer, as a long frame with external ids.
 
@@ -72,6 +74,9 @@ def recommend(
     allow_items, deny_items
         Only recommend items of ``allow_items``; never recommend items of ``deny_items``. Ids not
         in the catalogue are ignored.
+    threads
+        Threads scoring chunks of customers at once (default: the cores available, at most
+        four). The lists do not depend on it.
 
     Returns
     -------
@@ -106,13 +111,24 @@ def recommend(
     queries = Queries(context=histories, text_vectors=prepared.user_vectors, excluded=excluded)
 
     lists: dict[int, tuple[np.ndarray, np.ndarray, str]] = {}
-    ranker_rows = np.unique(rows[known & (lengths > 0)])
     config = CandidateConfig(**model.config.candidates)
-    for chunk in iter_candidate_rows(
-        prepared.catalogue, stats, queries, config=config, allowed=allowed, rows=ranker_rows
-    ):
-        scores = model.score(chunk.features)
-        for user, items, item_scores in top_k_per_query(chunk.query, chunk.item, scores, k):
+
+    def ranked(block: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        out = []
+        for chunk in iter_candidate_rows(
+            prepared.catalogue, stats, queries, config=config, allowed=allowed, rows=block
+        ):
+            scores = model.score(chunk.features)
+            out.extend(top_k_per_query(chunk.query, chunk.item, scores, k))
+        return out
+
+    # Chunks are independent: score them on several threads, cut where iter_candidate_rows
+    # would cut them, so lists do not depend on the thread count.
+    ranker_rows = np.unique(rows[known & (lengths > 0)])
+    step = chunk_size(prepared.catalogue.n_items)
+    blocks = [ranker_rows[start : start + step] for start in range(0, len(ranker_rows), step)]
+    for block_lists in map_in_threads(ranked, blocks, threads):
+        for user, items, item_scores in block_lists:
             lists[int(user)] = (items, item_scores, "ranker")
 
     text_rows = np.unique(rows[known & (lengths == 0) & has_text])
@@ -140,13 +156,14 @@ def iter_recommendations(
     k: int = 20,
     chunk_customers: int = 50_000,
     exclude_bought: bool = True,
+    threads: int | None = None,
 ) -> Iterator[pl.DataFrame]:
     """Every customer's recommendations, ``chunk_customers`` customers at a time.
 
     For exports of any size with flat memory: pass the chunks to
     :func:`~rectransfer.write_recommendation_chunks`. The customers come in the order of
     :func:`recommend` without ``users``; lists are the ones it returns, up to last-bit rounding of
-    products over blocks of another shape.
+    products over blocks of another shape. ``threads`` is passed on to :func:`recommend`.
 
     Examples
     --------
@@ -162,7 +179,7 @@ def iter_recommendations(
     users = model.prepare(data).index.user_ids
     for start in range(0, len(users), chunk_customers):
         chunk = users[start : start + chunk_customers].tolist()
-        yield recommend(model, data, chunk, k=k, exclude_bought=exclude_bought)
+        yield recommend(model, data, chunk, k=k, exclude_bought=exclude_bought, threads=threads)
 
 
 def allowed_items(

@@ -18,6 +18,11 @@ from rectransfer.histories import Histories
 
 COOC_WINDOW = 10  # items this many places apart in one customer's sequence count as co-occurring
 RECENT_SHARE = 0.1  # the newest tenth of the events defines "recent" popularity
+# Each item keeps its strongest partners only (co-occurrence, transitions). Rows of popular items
+# grow with the shop; uncapped, the pairs every customer's history reaches grow with it, and so
+# does the cost per customer. The weak tail adds little to a ranking.
+ITEM_PARTNERS = 100
+PAIR_EVENTS_PER_SLICE = 1_000_000  # item pairs are counted over this many events at a time
 
 
 @dataclass(frozen=True)
@@ -78,9 +83,11 @@ class BehaviourStats:
             recent_pct=_percentile(recent),
             trend=trend,
             first_seen_pct=first_seen,
-            cooc=sp.csr_matrix(cooc, dtype=np.float32),
-            trans_fwd=_row_normalise(transitions),
-            trans_bwd=_row_normalise(sp.csr_matrix(transitions.T)),
+            cooc=strongest_per_row(sp.csr_matrix(cooc, dtype=np.float32), ITEM_PARTNERS),
+            trans_fwd=strongest_per_row(_row_normalise(transitions), ITEM_PARTNERS),
+            trans_bwd=strongest_per_row(
+                _row_normalise(sp.csr_matrix(transitions.T)), ITEM_PARTNERS
+            ),
         )
 
 
@@ -108,7 +115,27 @@ def _percentile(values: np.ndarray) -> np.ndarray:
 def _pair_matrix(
     items: np.ndarray, user: np.ndarray, n: int, *, window: int, symmetric: bool
 ) -> sp.csr_matrix:
-    """Counts of item pairs at most ``window`` places apart within a customer's sequence."""
+    """Counts of item pairs at most ``window`` places apart within a customer's sequence.
+
+    Events are taken a slice of whole customers at a time (``user`` is grouped), so the pair
+    lists in memory are those of one slice, not of the whole shop.
+    """
+    total = sp.csr_matrix((n, n), dtype=np.float32)
+    start = 0
+    while start < len(items):
+        stop = min(start + PAIR_EVENTS_PER_SLICE, len(items))
+        if stop < len(items):  # cut before the customer the slice would split
+            cut = int(np.searchsorted(user, user[stop], side="left"))
+            stop = cut if cut > start else int(np.searchsorted(user, user[stop], side="right"))
+        total = total + _slice_pairs(items[start:stop], user[start:stop], n, window, symmetric)
+        start = stop
+    return sp.csr_matrix(total, dtype=np.float32)
+
+
+def _slice_pairs(
+    items: np.ndarray, user: np.ndarray, n: int, window: int, symmetric: bool
+) -> sp.csr_matrix:
+    items = items.astype(np.int32)
     rows, cols = [], []
     for distance in range(1, window + 1):
         same_user = user[distance:] == user[:-distance]
@@ -116,8 +143,8 @@ def _pair_matrix(
         distinct = a != b
         rows.append(a[distinct])
         cols.append(b[distinct])
-    row = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    col = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+    row = np.concatenate(rows) if rows else np.zeros(0, np.int32)
+    col = np.concatenate(cols) if cols else np.zeros(0, np.int32)
     if symmetric:
         row, col = np.concatenate([row, col]), np.concatenate([col, row])
     data = np.ones(len(row), dtype=np.float32)
@@ -128,3 +155,21 @@ def _row_normalise(matrix: sp.csr_matrix) -> sp.csr_matrix:
     sums = np.asarray(matrix.sum(axis=1)).ravel()
     scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)
     return sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ matrix, dtype=np.float32)
+
+
+def strongest_per_row(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:
+    """``matrix`` with each row's ``keep`` largest values only (ties to the lower column)."""
+    matrix = sp.csr_matrix(matrix)
+    matrix.sum_duplicates()  # canonical: sorted, unique columns per row
+    lengths = np.diff(matrix.indptr)
+    if len(lengths) == 0 or lengths.max() <= keep:
+        return matrix
+    row = np.repeat(np.arange(matrix.shape[0]), lengths)
+    order = np.lexsort((matrix.indices, -matrix.data, row))  # by row, value down, column up
+    starts = np.repeat(matrix.indptr[:-1], lengths)
+    kept = order[np.arange(len(order)) - starts < keep]
+    return sp.csr_matrix(
+        (matrix.data[kept], (row[kept], matrix.indices[kept])),
+        shape=matrix.shape,
+        dtype=matrix.dtype,
+    )

@@ -87,6 +87,15 @@ def test_bench_pretrain_reports_cold_and_warm_runs(tmp_path):
     assert result["sources"] == ["s0", "s1"]
     assert pl.DataFrame([result]).height == 1
 
+    warm_cache = tmp_path / "warm"
+    warm_cache.mkdir()
+    (warm_cache / "vectors").write_text("")  # a cache holding anything cannot give a cold run
+    argv += ["--cache-dir", str(warm_cache), "--save-model", str(tmp_path / "kept")]
+    assert main([*argv, "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["seconds_cold"] is None and result["seconds_warm"] > 0
+    assert json.loads((tmp_path / "kept" / "config.json").read_text())["kind"] == "broad"
+
 
 def test_bench_report_rewrites_only_its_table(tmp_path):
     results = tmp_path / "results"

@@ -5,6 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rectransfer as rt
+from rectransfer import features
 
 from .conftest import CHAINS, make_shop
 
@@ -145,3 +146,11 @@ def test_recommendation_properties_hold_for_any_options(
 def test_bad_k_is_a_clear_error(broad, shop):
     with pytest.raises(rt.ConfigError, match="k must be"):
         broad.recommend(shop, k=0)
+
+
+def test_lists_do_not_depend_on_the_number_of_threads(broad, shop, monkeypatch):
+    monkeypatch.setattr(features, "BLOCK_BUDGET_BYTES", 1)  # the smallest chunks: 8 customers
+    one = broad.recommend(shop, k=5, threads=1)
+    assert features.chunk_size(shop.items.height) == 8 < shop.interactions["user_id"].n_unique()
+    for threads in (2, 3):
+        assert broad.recommend(shop, k=5, threads=threads).equals(one)

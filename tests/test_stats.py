@@ -1,7 +1,9 @@
 import numpy as np
+import scipy.sparse as sp
 
+import rectransfer.stats as stats_module
 from rectransfer.histories import Histories
-from rectransfer.stats import BehaviourStats
+from rectransfer.stats import BehaviourStats, strongest_per_row
 
 
 def _stats() -> BehaviourStats:
@@ -41,3 +43,56 @@ def test_cooccurrence_is_symmetric_and_never_crosses_customers():
     assert c[0, 1] > 0 and c[0, 2] > 0
     assert c[2, 3] == 0  # 3 was bought by another customer only
     assert np.all(np.diag(c) == 0)
+
+
+def test_strongest_per_row_keeps_each_rows_largest_values_ties_to_the_lower_column():
+    rng = np.random.default_rng(3)
+    dense = rng.integers(0, 4, size=(40, 30)).astype(np.float32)  # many ties
+    dense[rng.random(dense.shape) < 0.5] = 0
+    kept = strongest_per_row(sp.csr_matrix(dense), 5).toarray()
+    for row, out in zip(dense, kept, strict=True):
+        nonzero = np.flatnonzero(row)
+        best = nonzero[np.lexsort((nonzero, -row[nonzero]))][:5]
+        expected = np.zeros_like(row)
+        expected[best] = row[best]
+        np.testing.assert_array_equal(out, expected)
+
+
+def test_popular_items_keep_only_their_strongest_partners(monkeypatch):
+    # item 0 follows and precedes each of items 1..6 in six customers' histories; item 1 twice
+    sequences = [[0, i] for i in range(1, 7)] + [[1, 0]]
+    h = Histories(
+        indptr=np.cumsum([0] + [len(s) for s in sequences]),
+        items=np.concatenate(sequences).astype(np.int32),
+        times=np.arange(sum(len(s) for s in sequences), dtype=np.int64),
+        n_items=7,
+    )
+    full = BehaviourStats.build(h)
+    monkeypatch.setattr(stats_module, "ITEM_PARTNERS", 3)
+    capped = BehaviourStats.build(h)
+    for name in ("cooc", "trans_fwd", "trans_bwd"):
+        before, after = getattr(full, name), getattr(capped, name)
+        assert np.diff(after.indptr).max() <= 3, name
+        np.testing.assert_array_equal(
+            after.toarray(), strongest_per_row(before, 3).toarray(), err_msg=name
+        )
+    assert np.diff(full.cooc.indptr)[0] == 6 and np.diff(capped.cooc.indptr)[0] == 3
+    assert capped.cooc[0, 1] == full.cooc[0, 1]  # the partner seen twice is kept
+
+
+def test_counting_pairs_in_slices_of_customers_changes_nothing(monkeypatch):
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(1, 9, size=40)
+    h = Histories(
+        indptr=np.concatenate([[0], np.cumsum(lengths)]),
+        items=rng.integers(0, 25, size=int(lengths.sum())).astype(np.int32),
+        times=np.arange(int(lengths.sum()), dtype=np.int64),
+        n_items=25,
+    )
+    whole = BehaviourStats.build(h)
+    monkeypatch.setattr(stats_module, "PAIR_EVENTS_PER_SLICE", 7)  # cuts inside customers
+    sliced = BehaviourStats.build(h)
+    for name in ("cooc", "trans_fwd", "trans_bwd"):
+        np.testing.assert_array_equal(
+            getattr(sliced, name).toarray(), getattr(whole, name).toarray(), err_msg=name
+        )

@@ -161,9 +161,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if hasattr(inner, attribute):
             settings[attribute] = getattr(inner, attribute)
     if type(inner).__name__ == "OnnxInt8Encoder":
-        from rectransfer.onnx_encoder import QUANTISATION, _cores
+        from rectransfer.onnx_encoder import QUANTISATION
+        from rectransfer.parallel import cores
 
-        settings["threads"] = inner.threads or _cores()  # None means every usable core
+        settings["threads"] = inner.threads or cores()  # None means every usable core
         settings["quantisation"] = QUANTISATION
     result: dict[str, Any] = {
         "benchmark": "encode",
