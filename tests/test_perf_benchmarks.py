@@ -74,6 +74,18 @@ def test_bench_commands_write_their_json(tmp_path, model_dir, argv, keys):
         assert abs(result["interactions"] - 2000) < 300
 
 
+def test_bench_export_from_files_without_the_limit(tmp_path, model_dir):
+    out = tmp_path / "load.json"
+    argv = ["bench", "export", "--customers", "200", "--items", "300", "--k", "4", "--from-files"]
+    argv += ["--skip-limit", "--model", model_dir, "--encoder", "hashing:64", "--out", str(out)]
+    assert main(argv) == 0
+    result = json.loads(out.read_text())
+    assert result["rows"] == 200 * 4 and result["load_seconds"] > 0
+    assert "generate_seconds" not in result
+    assert result["limit_seconds"] is None and result["limit_ratio"] is None
+    assert 0 < result["peak_rss_gb_before_export"] <= result["peak_rss_gb"]
+
+
 def test_bench_pretrain_reports_cold_and_warm_runs(tmp_path):
     sources = []
     for i in range(2):
@@ -116,3 +128,21 @@ def test_bench_report_rewrites_only_its_table(tmp_path):
     assert main([*argv, "--out", str(tmp_path / "r.json")]) == 0
     second = doc.read_text()
     assert second.count("<!-- perf-table -->") == 1 and second.endswith("kept below\n")
+
+
+def test_bench_report_shows_load_runs_and_pretraining_without_a_cold_run(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    load = {"customers": 1_000_000, "items": 20_000, "seconds": 1200.0, "peak_rss_gb": 6.5}
+    load["peak_rss_gb_before_export"] = 3.0
+    (results / "load.json").write_text(json.dumps(load))
+    pretrain = {"seconds_cold": None, "seconds_warm": 120.0, "peak_rss_gb": 3.0}
+    (results / "pretrain.json").write_text(json.dumps(pretrain))
+    doc = tmp_path / "BENCH.md"
+    argv = ["bench", "report", "--results", str(results), "--doc", str(doc)]
+    assert main([*argv, "--out", str(tmp_path / "r.json")]) == 0
+    text = doc.read_text()
+    assert "| load | 1,000,000 x 20,000: time | 20.0 min | completes | met |" in text
+    assert "(loading alone: 3.00 GB) | 6.50 GB | <= 6 GB | **not met** |" in text
+    assert "| pretrain | cold cache | not measured in this run | <= 15 min | - |" in text
+    assert "| pretrain | warm cache | 2.0 min | <= 3 min | met |" in text
