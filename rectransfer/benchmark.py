@@ -104,16 +104,11 @@ def _with_catalogue(data: RetailerData, full: PreparedRetailer) -> PreparedRetai
     index = RetailerIndex.build(data)
     position = {u: i for i, u in enumerate(full.index.user_ids.tolist())}
     rows = np.array([position[u] for u in index.user_ids.tolist()], dtype=np.int64)
-    user_vectors = (
-        full.user_vectors[rows]
-        if len(rows)
-        else np.zeros((0, full.user_vectors.shape[1]), np.float32)
-    )
     return PreparedRetailer(
         data=data,
         index=index,
         catalogue=full.catalogue,
-        user_vectors=user_vectors,
+        user_vectors=full.user_vectors.subset(rows),
         encoder_fingerprint=full.encoder_fingerprint,
     )
 

@@ -68,7 +68,7 @@ def customer_chunks(
         return []
     # The same routing as recommend(): history -> ranker, else own text -> text, else popular.
     lengths = prepared.index.histories.lengths
-    has_text = np.linalg.norm(prepared.user_vectors, axis=1) > 0
+    has_text = prepared.user_vectors.has_text()
     paths = (
         (np.flatnonzero(lengths > 0), ranker_block_size(prepared.catalogue.n_items)),
         (np.flatnonzero((lengths == 0) & has_text), TEXT_BLOCK),

@@ -28,6 +28,7 @@ from rectransfer.catalogue import Catalogue
 from rectransfer.histories import Histories
 from rectransfer.stats import BehaviourStats
 from rectransfer.topk import top_k_rows
+from rectransfer.user_vectors import UserVectors
 
 FEATURE_NAMES: tuple[str, ...] = (
     "sim_last",
@@ -91,7 +92,8 @@ class Queries:
     """The customers to find candidates for: their known history and optional text vector."""
 
     context: Histories  # what is known of each customer (the features' input)
-    text_vectors: np.ndarray  # float32 (n, d); zero rows where the customer has no text
+    # float32 (n, d) or stored per customer with text; zero rows where there is no text
+    text_vectors: np.ndarray | UserVectors
     excluded: Histories | None = None  # per-customer items never to propose (default: context)
     targets: np.ndarray | None = None  # int (n,) item to label 1, -1 for none (training, eval)
 

@@ -13,21 +13,22 @@ from rectransfer.histories import RetailerIndex
 from rectransfer.schema import Columns, RetailerData
 from rectransfer.stats import BehaviourStats
 from rectransfer.text import user_texts
+from rectransfer.user_vectors import UserVectors
 
 
 @dataclass(frozen=True)
 class PreparedRetailer:
     """A retailer's validated data with its id index, catalogue vectors and customer text vectors.
 
-    Customer text vectors are aligned with ``index.user_ids``; customers without text have zero
-    rows. Customer text is encoded without the shared on-disk cache unless ``cache_user_text``
-    was set (it is personal data; product text is not).
+    Customer text vectors are aligned with ``index.user_ids`` (stored for the customers with text
+    only; the others read as zero rows). Customer text is encoded without the shared on-disk
+    cache unless ``cache_user_text`` was set (it is personal data; product text is not).
     """
 
     data: RetailerData
     index: RetailerIndex
     catalogue: Catalogue
-    user_vectors: np.ndarray  # float32 (n_users, d)
+    user_vectors: UserVectors
     encoder_fingerprint: str
 
     @property
@@ -57,14 +58,14 @@ def prepare(
     """
     index = RetailerIndex.build(data)
     catalogue = Catalogue.build(data, encoder)
-    user_vectors = np.zeros((len(index.user_ids), catalogue.vectors.shape[1]), dtype=np.float32)
+    user_vectors = UserVectors.empty(len(index.user_ids), catalogue.vectors.shape[1])
     if data.users is not None and len(data.users):
         texts = user_texts(data.users)
         text_encoder = encoder if cache_user_text else uncached(encoder)
         vectors = text_encoder.encode(texts)
         position = {u: i for i, u in enumerate(index.user_ids.tolist())}
         rows = np.array([position[u] for u in data.users[Columns.USER].to_list()], dtype=np.int64)
-        user_vectors[rows] = vectors
+        user_vectors = UserVectors.of(rows, vectors, len(index.user_ids))
     return PreparedRetailer(
         data=data,
         index=index,

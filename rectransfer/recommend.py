@@ -105,7 +105,7 @@ def recommend(
     lengths = np.zeros(len(wanted), dtype=np.int64)
     lengths[known] = histories.lengths[rows[known]]
     has_text = np.zeros(len(wanted), dtype=bool)
-    has_text[known] = np.linalg.norm(prepared.user_vectors[rows[known]], axis=1) > 0
+    has_text[known] = prepared.user_vectors.has_text()[rows[known]]
 
     excluded = _bought(data, histories) if exclude_bought else _empty_like(histories)
     queries = Queries(context=histories, text_vectors=prepared.user_vectors, excluded=excluded)
