@@ -91,6 +91,10 @@ def recommend(
     """
     if not isinstance(k, int) or k < 1:
         raise ConfigError(f"k must be a positive integer, got {k!r}.")
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        raise ConfigError(f"threads must be a positive integer or None, got {threads!r}.")
     prepared = model.prepare(data)
     index = prepared.index
     histories = index.histories

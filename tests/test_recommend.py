@@ -154,3 +154,9 @@ def test_lists_do_not_depend_on_the_number_of_threads(broad, shop, monkeypatch):
     assert features.chunk_size(shop.items.height) == 8 < shop.interactions["user_id"].n_unique()
     for threads in (2, 3):
         assert broad.recommend(shop, k=5, threads=threads).equals(one)
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, "2", True])
+def test_a_bad_thread_count_is_refused(broad, shop, threads):
+    with pytest.raises(rt.ConfigError, match="threads must be a positive integer"):
+        broad.recommend(shop, k=5, threads=threads)
