@@ -215,21 +215,24 @@ class _CatalogueCache:
     def __init__(self) -> None:
         self.moments: _RowMoments | None = None
         self.neighbours: dict[tuple[bytes, int], TextNeighbours] = {}
+        # Threads serving this catalogue (chunks of an export, a backend's requests) build each
+        # entry once; other catalogues do not wait for it.
+        self.lock = threading.Lock()
 
 
 _CACHES: dict[int, _CatalogueCache] = {}
-# Threads serving one catalogue (chunks of an export, a backend's requests) build its entries once.
-_CACHE_LOCK = threading.Lock()
+_CACHES_LOCK = threading.Lock()  # held only to find or add a catalogue's entry
 
 
 def _catalogue_cache(catalogue: Catalogue) -> _CatalogueCache:
     # Keyed by the vectors array (never modified once a catalogue is built); the entry goes with it.
     key = id(catalogue.vectors)
-    cache = _CACHES.get(key)
-    if cache is None:
-        cache = _CACHES[key] = _CatalogueCache()
-        weakref.finalize(catalogue.vectors, _CACHES.pop, key, None)
-    return cache
+    with _CACHES_LOCK:
+        cache = _CACHES.get(key)
+        if cache is None:
+            cache = _CACHES[key] = _CatalogueCache()
+            weakref.finalize(catalogue.vectors, _CACHES.pop, key, None)
+        return cache
 
 
 def text_neighbours(
@@ -238,16 +241,16 @@ def text_neighbours(
     """The catalogue's :class:`TextNeighbours` for this candidate config (cached)."""
     width = max(config.text_last, config.text_recent) + NEIGHBOUR_MARGIN
     key = (b"" if allowed is None else np.packbits(allowed).tobytes(), width)
-    with _CACHE_LOCK:
-        cache = _catalogue_cache(catalogue)
+    cache = _catalogue_cache(catalogue)
+    with cache.lock:
         if key not in cache.neighbours:
             cache.neighbours[key] = TextNeighbours.build(catalogue.vectors, allowed, width)
         return cache.neighbours[key]
 
 
 def _row_moments(catalogue: Catalogue) -> _RowMoments:
-    with _CACHE_LOCK:
-        cache = _catalogue_cache(catalogue)
+    cache = _catalogue_cache(catalogue)
+    with cache.lock:
         if cache.moments is None:
             cache.moments = _RowMoments.of(catalogue.vectors)
         return cache.moments

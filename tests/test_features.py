@@ -150,3 +150,36 @@ def test_neighbour_lists_are_sorted_and_skip_items_not_allowed(prepared):
     assert (np.diff(lists.sims, axis=1) <= 1e-7).all()
     dense = vectors @ vectors[allowed].T
     np.testing.assert_allclose(lists.sims[:, 0], dense.max(axis=1), atol=1e-6)
+
+
+def test_one_catalogue_building_its_neighbours_does_not_hold_up_another(encoder, monkeypatch):
+    import threading
+
+    slow = prepare(make_shop("slow", seed=4, n_users=20), encoder).catalogue
+    quick = prepare(make_shop("quick", seed=5, n_users=20), encoder).catalogue
+    started, release = threading.Event(), threading.Event()
+    build = features.TextNeighbours.build
+
+    def blocking_build(vectors, allowed, width):
+        if vectors is slow.vectors:
+            started.set()
+            release.wait(30)
+        return build(vectors, allowed, width)
+
+    monkeypatch.setattr(features.TextNeighbours, "build", staticmethod(blocking_build))
+    config = CandidateConfig()
+    waiting = threading.Thread(target=features.text_neighbours, args=(slow, None, config))
+    waiting.start()
+    try:
+        assert started.wait(30)
+        done = []
+        other = threading.Thread(
+            target=lambda: done.append(features.text_neighbours(quick, None, config))
+        )
+        other.start()
+        other.join(10)
+        assert done, "the second catalogue waited for the first one's build"
+    finally:
+        release.set()
+        waiting.join(30)
+    assert features.text_neighbours(slow, None, config).items.shape[0] == slow.n_items

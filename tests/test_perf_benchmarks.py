@@ -134,7 +134,7 @@ def test_bench_report_shows_load_runs_and_pretraining_without_a_cold_run(tmp_pat
     results = tmp_path / "results"
     results.mkdir()
     load = {"customers": 1_000_000, "items": 20_000, "seconds": 1200.0, "peak_rss_gb": 6.5}
-    load["peak_rss_gb_before_export"] = 3.0
+    load.update(peak_rss_gb_before_export=3.0, k=20, rows=20_000_000)
     (results / "load.json").write_text(json.dumps(load))
     pretrain = {"seconds_cold": None, "seconds_warm": 120.0, "peak_rss_gb": 3.0}
     (results / "pretrain.json").write_text(json.dumps(pretrain))
@@ -142,7 +142,14 @@ def test_bench_report_shows_load_runs_and_pretraining_without_a_cold_run(tmp_pat
     argv = ["bench", "report", "--results", str(results), "--doc", str(doc)]
     assert main([*argv, "--out", str(tmp_path / "r.json")]) == 0
     text = doc.read_text()
-    assert "| load | 1,000,000 x 20,000: time | 20.0 min | completes | met |" in text
+    assert (
+        "| load | 1,000,000 x 20,000: time | 20.0 min | completes: k rows per customer | met |"
+        in text
+    )
     assert "(loading alone: 3.00 GB) | 6.50 GB | <= 6 GB | **not met** |" in text
     assert "| pretrain | cold cache | not measured in this run | <= 15 min | - |" in text
     assert "| pretrain | warm cache | 2.0 min | <= 3 min | met |" in text
+
+    (results / "load.json").write_text(json.dumps({**load, "rows": 19_999_980}))  # a short export
+    assert main([*argv, "--out", str(tmp_path / "r.json")]) == 0
+    assert "| completes: k rows per customer | **not met** |" in doc.read_text()
