@@ -50,7 +50,6 @@ from rectransfer.model import RecModel
 from rectransfer.prepare import PreparedRetailer, prepare
 from rectransfer.ranker import predict
 from rectransfer.schema import Columns, RetailerData
-from rectransfer.stats import BehaviourStats
 from rectransfer.training_data import cut_queries, labelled_rows
 
 PROTOCOL = (
@@ -393,8 +392,10 @@ def run_cold_customers(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Customers known only by their own words: hide all interactions of a seeded 20% of the
-    customers with text, recommend from their text alone (what ``recommend`` does for them) and
-    compare with popularity, both scored against every item they really interacted with."""
+    customers with text and recommend from their text alone, compared with popularity; all rows
+    are scored against every item they really interacted with. Rows: ``text`` (similarity
+    alone), ``popularity`` and ``text+popularity`` (the blend ``recommend`` serves them, its
+    weight chosen on the other customers; :mod:`rectransfer.text_blend`)."""
     if target.users is None:
         raise ConfigError(
             f"{target.name!r} has no users file; --cold-customers needs customers' own text."
@@ -430,12 +431,26 @@ def run_cold_customers(
     text_scores = prepared.user_vectors[cold_rows] @ prepared.catalogue.vectors.T
     text_scores[:, ~allowed] = -np.inf
     text_top = np.argsort(-text_scores, axis=1, kind="stable")[:, :width]
-    stats = BehaviourStats.build(prepared.index.histories)
+    stats = prepared.serving_stats
     popularity = np.where(allowed, stats.recent_pct + stats.pop_pct, -np.inf)
     popular_top = np.tile(np.argsort(-popularity, kind="stable")[:width], (len(cold), 1))
+    # what recommend serves them: the weight is chosen on the other customers (the held-out
+    # ones have no interactions left to choose on)
+    text_blend = prepared.text_blend
+    blend_scores = text_blend.scores(
+        prepared.user_vectors[cold_rows],
+        prepared.catalogue.vectors,
+        stats.recent_pct + stats.pop_pct,
+    )
+    blend_scores[:, ~allowed] = -np.inf
+    blend_top = np.argsort(-blend_scores, axis=1, kind="stable")[:, :width]
     rows = [
         {"model": name, "users": len(cold), **_set_metrics(top, relevant, ks)}
-        for name, top in (("text", text_top), ("popularity", popular_top))
+        for name, top in (
+            ("text", text_top),
+            ("popularity", popular_top),
+            ("text+popularity", blend_top),
+        )
     ]
     return {
         "target": target.name,
@@ -445,5 +460,11 @@ def run_cold_customers(
             "they interacted with"
         ),
         "base": {"model_version": base.model_version, "encoder": base.config.encoder.name},
+        "text_blend": {
+            "weight": text_blend.weight,
+            "customers": text_blend.customers,
+            "ndcg@10_by_weight": {str(w): v for w, v in text_blend.ndcg.items()},
+            "reason": text_blend.reason,
+        },
         "results": rows,
     }

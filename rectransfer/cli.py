@@ -250,6 +250,7 @@ def _run(args: argparse.Namespace) -> None:
             write_report(cold, args.out)
             for row in cold["results"]:
                 print(", ".join(f"{k}: {v}" for k, v in row.items()))
+            print(f"text+popularity weight: {cold['text_blend']['reason']}")
             print(f"results -> {args.out}")
             return
         report = run_benchmark(base, target, fractions=args.fractions, seeds=args.seeds, ks=args.k)

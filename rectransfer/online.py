@@ -109,7 +109,9 @@ def recommend_for(
         )
         source = "ranker"
     elif has_text:
-        sims = (vector @ prepared.catalogue.vectors.T)[0]
+        sims = prepared.text_blend.scores(
+            vector, prepared.catalogue.vectors, stats.recent_pct + stats.pop_pct
+        )[0]
         sims[~allowed] = -np.inf
         sims[blocked] = -np.inf
         found = top_k(sims, k)

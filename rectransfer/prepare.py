@@ -13,6 +13,7 @@ from rectransfer.histories import RetailerIndex
 from rectransfer.schema import Columns, RetailerData
 from rectransfer.stats import BehaviourStats
 from rectransfer.text import user_texts
+from rectransfer.text_blend import TextBlend, fit_text_blend
 from rectransfer.user_vectors import UserVectors
 
 
@@ -44,6 +45,11 @@ class PreparedRetailer:
     def serving_stats(self) -> BehaviourStats:
         """Behaviour statistics over all interactions, built once per prepared retailer."""
         return BehaviourStats.build(self.index.histories)
+
+    @cached_property
+    def text_blend(self) -> TextBlend:
+        """How much customers known only by their text trust it over popularity (chosen once)."""
+        return fit_text_blend(self)
 
 
 def prepare(

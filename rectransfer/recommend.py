@@ -3,7 +3,9 @@
 Every customer gets up to ``k`` items, by the first path that applies:
 
 * ``ranker``: customers with history: candidates from their history and text, scored by the model;
-* ``text``: customers with no history but their own text: the catalogue by similarity to that text;
+* ``text``: customers with no history but their own text: the catalogue by similarity to that text,
+  blended with popularity by a weight chosen on the retailer's own customers
+  (:mod:`rectransfer.text_blend`);
 * ``popular``: everyone else (unknown or silent customers): the shop's popular items, recent first.
 
 Rules hold on every path: items the customer already bought are left out (``exclude_bought``;
@@ -26,6 +28,7 @@ from rectransfer.features import CandidateConfig, Queries, chunk_size, iter_cand
 from rectransfer.histories import Histories
 from rectransfer.parallel import map_in_threads
 from rectransfer.schema import Columns, RetailerData
+from rectransfer.text_blend import blend, standardise
 
 if TYPE_CHECKING:
     from rectransfer.model import RecModel
@@ -136,9 +139,13 @@ def recommend(
             lists[int(user)] = (items, item_scores, "ranker")
 
     text_rows = np.unique(rows[known & (lengths == 0) & has_text])
+    if len(text_rows):
+        weight = prepared.text_blend.weight
+        popularity_z = standardise(stats.recent_pct + stats.pop_pct)
     for start in range(0, len(text_rows), TEXT_BLOCK):
         block_rows = text_rows[start : start + TEXT_BLOCK]
-        sims = prepared.user_vectors[block_rows] @ prepared.catalogue.vectors.T
+        similarity = prepared.user_vectors[block_rows] @ prepared.catalogue.vectors.T
+        sims = blend(similarity, popularity_z, weight)
         sims[:, ~allowed] = -np.inf
         for user, sim_row in zip(block_rows, sims, strict=True):
             items = top_k(sim_row, k)

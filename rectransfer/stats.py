@@ -58,9 +58,7 @@ class BehaviourStats:
     def build(cls, histories: Histories) -> BehaviourStats:
         n = histories.n_items
         items = histories.items.astype(np.int64)
-        count = np.bincount(items, minlength=n).astype(np.float32)
-        recent_mask = _recent_mask(histories.times)
-        recent = np.bincount(items[recent_mask], minlength=n).astype(np.float32)
+        count, recent = _counts(histories)
         share_all = count / max(count.sum(), 1.0)
         share_recent = recent / max(recent.sum(), 1.0)
         eps = 1.0 / max(count.sum(), 1.0)
@@ -89,6 +87,21 @@ class BehaviourStats:
                 _row_normalise(sp.csr_matrix(transitions.T)), ITEM_PARTNERS
             ),
         )
+
+
+def popularity_score(histories: Histories) -> np.ndarray:
+    """Percentile of overall plus of recent popularity per item: what popular lists sort by."""
+    count, recent = _counts(histories)
+    return _percentile(recent) + _percentile(count)
+
+
+def _counts(histories: Histories) -> tuple[np.ndarray, np.ndarray]:
+    """Events per item, overall and among the newest ``RECENT_SHARE`` of events."""
+    items = histories.items.astype(np.int64)
+    count = np.bincount(items, minlength=histories.n_items).astype(np.float32)
+    recent_mask = _recent_mask(histories.times)
+    recent = np.bincount(items[recent_mask], minlength=histories.n_items).astype(np.float32)
+    return count, recent
 
 
 def _recent_mask(times: np.ndarray) -> np.ndarray:

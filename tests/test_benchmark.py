@@ -152,6 +152,11 @@ def test_cold_customers_are_served_from_their_text_better_than_popularity(broad,
     assert rows["text"]["users"] == rows["popularity"]["users"] == 30  # 20% of 150
     assert rows["text"]["ndcg@10"] > 2 * rows["popularity"]["ndcg@10"]
     assert 0 <= rows["text"]["recall@10"] <= 1
+    # the served blend leans on text here, and was chosen on the other customers only
+    blend = report["text_blend"]
+    assert blend["weight"] > 0
+    assert blend["customers"] == 120  # the 150 customers with text, less the 30 held out
+    assert rows["text+popularity"]["ndcg@10"] > 2 * rows["popularity"]["ndcg@10"]
 
 
 def test_cold_customers_need_a_users_file(broad, shop):

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import polars as pl
 import pytest
@@ -160,3 +162,16 @@ def test_lists_do_not_depend_on_the_number_of_threads(broad, shop, monkeypatch):
 def test_a_bad_thread_count_is_refused(broad, shop, threads):
     with pytest.raises(rt.ConfigError, match="threads must be a positive integer"):
         broad.recommend(shop, k=5, threads=threads)
+
+
+def test_the_text_path_follows_the_weight_chosen_for_the_retailer(broad, shop, monkeypatch):
+    import rectransfer.prepare
+    from rectransfer.text_blend import TextBlend
+
+    # a retailer whose customers' text turned out to say nothing: weight 0 is the popular list
+    monkeypatch.setattr(rectransfer.prepare, "fit_text_blend", lambda _: TextBlend(0.0, 0))
+    fresh = replace(shop)  # another data object: prepared anew, with this choice
+    recs = broad.recommend(fresh, ["SH-cold0", "never-seen"], k=5)
+    lists = {u: g["item_id"].to_list() for (u,), g in recs.group_by("user_id")}
+    assert lists["SH-cold0"] == lists["never-seen"]
+    assert set(recs.filter(pl.col("user_id") == "SH-cold0")["source"]) == {"text"}
