@@ -11,12 +11,15 @@ Time is split per customer so nothing downstream sees what it predicts:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 
 from rectransfer.encoder import Encoder
+from rectransfer.encoder_tuning import EncoderTuning, discard, keep_tuned, tune_encoder
 from rectransfer.errors import ConfigError, SchemaError
 from rectransfer.evaluation import (
     ndcg_at,
@@ -28,7 +31,8 @@ from rectransfer.evaluation import (
 )
 from rectransfer.features import CandidateConfig
 from rectransfer.guard import MIN_VALIDATION_CUSTOMERS, Choice, GuardReport, decide
-from rectransfer.model import ModelConfig, RecModel, now_iso
+from rectransfer.holdout import drop_last_interaction
+from rectransfer.model import EncoderInfo, ModelConfig, RecModel, now_iso
 from rectransfer.prepare import PreparedRetailer, prepare
 from rectransfer.pretrain import MAX_TRAINING_NEGATIVES, split_by_customer
 from rectransfer.ranker import (
@@ -55,6 +59,7 @@ class Adaptation:
 
     rankers: dict[str, lgb.Booster]  # broad, and (unless too little data) adapted and local
     report: GuardReport
+    gains: dict[str, np.ndarray]  # per validation customer NDCG@10 of each ranker
     rounds: dict[str, int]
     fit_seconds: dict[str, float]
     prepared: PreparedRetailer
@@ -155,7 +160,7 @@ def fit_adaptation(
         decision=decision,
         reason=reason,
     )
-    return Adaptation(rankers, report, rounds, fit_seconds, prepared)
+    return Adaptation(rankers, report, gains, rounds, fit_seconds, prepared)
 
 
 def adapt(
@@ -163,6 +168,7 @@ def adapt(
     data: RetailerData,
     *,
     encoder: Encoder | None = None,
+    tune_encoder_to: str | Path | None = None,
     train_cuts: int = 3,
     max_customers: int | None = 10_000,
     random_state: int = 0,
@@ -173,6 +179,12 @@ def adapt(
     ``adapted`` (continued boosting from ``base``) and ``local`` (the same kind of ranker trained
     on this retailer alone). The returned model's ``kind`` says which one ships and ``guard`` holds
     all figures (with popularity for scale) and the reason.
+
+    With ``tune_encoder_to`` (a new folder), the text encoder is also tuned on this retailer's own
+    product-text pairs and the retailer adapted again with it; the tuned encoder is kept (saved
+    there, and named in the model's config) only if what the guard ships with it beats, on the
+    same validation customers, what it ships with the model's encoder
+    (:mod:`rectransfer.encoder_tuning`; ``model.config.encoder_tuning`` has the figures).
 
     Examples
     --------
@@ -186,6 +198,21 @@ def adapt(
     result = fit_adaptation(
         base, data, train_cuts=train_cuts, max_customers=max_customers, random_state=random_state
     )
+    tuning = None
+    if tune_encoder_to is not None:
+
+        def refit(tuned_base: RecModel) -> Adaptation:
+            return fit_adaptation(
+                tuned_base,
+                data,
+                train_cuts=train_cuts,
+                max_customers=max_customers,
+                random_state=random_state,
+            )
+
+        base, result, tuning = _with_tuned_encoder(
+            base, data, result, tune_encoder_to, refit, random_state
+        )
     decision = result.report.decision
     config = ModelConfig(
         **{
@@ -199,11 +226,70 @@ def adapt(
             "trained_on": _trained_on(decision, base.config.trained_on, data.name),
             "guard": result.report,
             "random_state": random_state,
+            "encoder_tuning": tuning,
         }
     )
     model = RecModel(result.rankers[decision], config, encoder=base.encoder)
     model.reuse_prepared(result.prepared)  # recommending right after adapting embeds nothing again
     return model
+
+
+def _with_tuned_encoder(
+    base: RecModel,
+    data: RetailerData,
+    result: Adaptation,
+    out: str | Path,
+    refit: Callable[[RecModel], Adaptation],
+    random_state: int,
+) -> tuple[RecModel, Adaptation, EncoderTuning]:
+    """Tune the encoder on ``data``, adapt again with it, and keep whichever validation prefers."""
+    shipped = result.report.decision
+    figures = {"model encoder": result.report.ndcg[shipped]}
+    tuned, pairs, why_not = tune_encoder(
+        base.encoder, drop_last_interaction(data), out, random_state=random_state
+    )
+    if tuned is None:
+        return (
+            base,
+            result,
+            EncoderTuning(
+                pairs=pairs,
+                seconds=0.0,
+                validation_ndcg=figures,
+                stderr=None,
+                kept=False,
+                encoder=None,
+                reason=why_not,
+            ),
+        )
+    info = EncoderInfo.of(tuned.encoder, tuned.spec)
+    tuned_base = RecModel(
+        base.booster, base.config.model_copy(update={"encoder": info}), encoder=tuned.encoder
+    )
+    tuned_result = refit(tuned_base)
+    tuned_shipped = tuned_result.report.decision
+    figures["tuned encoder"] = tuned_result.report.ndcg[tuned_shipped]
+    kept, stderr = keep_tuned(result.gains[shipped], tuned_result.gains[tuned_shipped])
+    verdict = "more" if kept else "not more"
+    reason = (
+        f"with the tuned encoder the guard ships {tuned_shipped} at NDCG@10 "
+        f"{figures['tuned encoder']:.4f}, with the model's encoder {shipped} at "
+        f"{figures['model encoder']:.4f}: {verdict} than one standard error "
+        f"({stderr if stderr is not None else float('nan'):.4f}) better"
+    )
+    tuning = EncoderTuning(
+        pairs=pairs,
+        seconds=round(tuned.seconds, 1),
+        validation_ndcg=figures,
+        stderr=stderr,
+        kept=kept,
+        encoder=tuned.spec if kept else None,
+        reason=reason + ("; kept" if kept else "; the tuned encoder was removed"),
+    )
+    if kept:
+        return tuned_base, tuned_result, tuning
+    discard(out)
+    return base, result, tuning
 
 
 def _figures(ranks: np.ndarray) -> tuple[float, float, float]:

@@ -41,6 +41,7 @@ from rectransfer.errors import ConfigError
 from rectransfer.evaluation import ndcg_at, recall_at, target_ranks
 from rectransfer.features import CandidateConfig
 from rectransfer.histories import RetailerIndex
+from rectransfer.holdout import drop_last_interaction
 from rectransfer.implicit_baselines import (
     IMPLICIT_MISSING_NOTE,
     implicit_available,
@@ -71,14 +72,6 @@ def subset_customers(data: RetailerData, users: Sequence[str]) -> RetailerData:
     interactions = only_kept(data.interactions)
     users_frame = None if data.users is None else only_kept(data.users)
     return replace(data, interactions=interactions, users=users_frame)
-
-
-def drop_last_interaction(data: RetailerData) -> RetailerData:
-    """Every customer's history without their last interaction (the test target)."""
-    order = pl.int_range(pl.len()).over(Columns.USER)
-    size = pl.len().over(Columns.USER)
-    interactions = data.interactions.filter(order < size - 1)
-    return replace(data, interactions=interactions)
 
 
 def _eligible_customers(data: RetailerData) -> list[str]:

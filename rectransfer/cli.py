@@ -93,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--retailer", type=Path, required=True, metavar="DIR")
     a.add_argument("--out", type=Path, required=True, metavar="MODEL_DIR")
     a.add_argument("--name", default=None, help="retailer name (default: the folder's name)")
+    a.add_argument(
+        "--tune-encoder",
+        type=Path,
+        default=None,
+        metavar="ENCODER_DIR",
+        help="also tune the text encoder on this retailer's product pairs into this new folder; "
+        "kept only if the guard's validation figures improve with it",
+    )
     _add_encoder_options(a)
 
     r = commands.add_parser("recommend", help="export top-K recommendations to Parquet")
@@ -205,10 +213,12 @@ def _run(args: argparse.Namespace) -> None:
     elif args.command == "adapt":
         base = rt.RecModel.load(args.base, encoder=_encoder(args))
         data = rt.RetailerData.load(args.retailer, name=args.name)
-        model = rt.adapt(base, data, random_state=args.seed)
+        model = rt.adapt(base, data, tune_encoder_to=args.tune_encoder, random_state=args.seed)
         path = model.save(args.out)
         assert model.guard is not None
         print(model.guard.table())
+        if model.config.encoder_tuning is not None:
+            print(f"encoder tuning: {model.config.encoder_tuning.reason}")
         print(f"model {model.model_version} for {data.name} -> {path}")
     elif args.command == "recommend":
         model = rt.RecModel.load(args.model, encoder=_encoder(args))

@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from rectransfer.encoder import Encoder, load_encoder
+from rectransfer.encoder_tuning import EncoderTuning
 from rectransfer.errors import IncompatibleArtifactError
 from rectransfer.features import FEATURE_NAMES
 from rectransfer.guard import GuardReport
@@ -71,6 +72,7 @@ class ModelConfig(BaseModel):
     guard: GuardReport | None = None
     library_versions: dict[str, str]
     random_state: int = 0
+    encoder_tuning: EncoderTuning | None = None  # the per-retailer encoder step, when asked for
 
 
 def library_versions() -> dict[str, str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from rectransfer.encoder import HashingEncoder
+from rectransfer.encoder import HashingEncoder, SentenceTransformerEncoder
 from rectransfer.schema import RetailerData
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,6 +124,35 @@ def broad(sources: list[RetailerData], encoder: HashingEncoder):  # type: ignore
     import rectransfer as rt
 
     return rt.pretrain(sources, encoder=encoder, random_state=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-layer, 32-wide BERT sentence-transformer with the packaged MiniLM's tokenizer."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    packaged = SentenceTransformerEncoder().model_path
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    for path in packaged.iterdir():
+        if path.is_file() and path.suffix in (".json", ".txt") and path.name != "config.json":
+            shutil.copy(path, folder / path.name)
+    (folder / "1_Pooling").mkdir()
+    pooling = json.loads((packaged / "1_Pooling" / "config.json").read_text())
+    (folder / "1_Pooling" / "config.json").write_text(
+        json.dumps({**pooling, "word_embedding_dimension": 32})
+    )
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")

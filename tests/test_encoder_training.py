@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,35 +167,6 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 3-layer, 32-wide BERT sentence-transformer with the packaged MiniLM's tokenizer."""
-    import torch
-    from transformers import BertConfig, BertModel
-
-    packaged = SentenceTransformerEncoder().model_path
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    for path in packaged.iterdir():
-        if path.is_file() and path.suffix in (".json", ".txt") and path.name != "config.json":
-            shutil.copy(path, folder / path.name)
-    (folder / "1_Pooling").mkdir()
-    pooling = json.loads((packaged / "1_Pooling" / "config.json").read_text())
-    (folder / "1_Pooling" / "config.json").write_text(
-        json.dumps({**pooling, "word_embedding_dimension": 32})
-    )
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=3,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
