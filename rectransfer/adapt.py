@@ -210,9 +210,8 @@ def adapt(
                 random_state=random_state,
             )
 
-        base, result, tuning = _with_tuned_encoder(
-            base, data, result, tune_encoder_to, refit, random_state
-        )
+        outcome = with_tuned_encoder(base, data, result, tune_encoder_to, refit, random_state)
+        base, result, tuning = outcome.base, outcome.adaptation, outcome.tuning
     decision = result.report.decision
     config = ModelConfig(
         **{
@@ -234,34 +233,45 @@ def adapt(
     return model
 
 
-def _with_tuned_encoder(
+@dataclass
+class TunedAdaptation:
+    """The outcome of the per-retailer encoder step."""
+
+    base: RecModel  # the model to ship from: with the tuned encoder when it was kept
+    adaptation: Adaptation  # the adaptation that goes with ``base``
+    tuning: EncoderTuning  # the record for config.json
+    tuned: Adaptation | None  # the adaptation with the tuned encoder, kept or not (None: untuned)
+
+
+def with_tuned_encoder(
     base: RecModel,
     data: RetailerData,
     result: Adaptation,
     out: str | Path,
     refit: Callable[[RecModel], Adaptation],
     random_state: int,
-) -> tuple[RecModel, Adaptation, EncoderTuning]:
-    """Tune the encoder on ``data``, adapt again with it, and keep whichever validation prefers."""
+) -> TunedAdaptation:
+    """Tune the encoder on ``data``, adapt again with it (``refit``), keep what validation prefers.
+
+    ``result`` is the adaptation with the model's own encoder. ``out`` is removed when the tuned
+    encoder is not kept.
+    """
     shipped = result.report.decision
     figures = {"model encoder": result.report.ndcg[shipped]}
     tuned, pairs, why_not = tune_encoder(
         base.encoder, drop_last_interaction(data), out, random_state=random_state
     )
     if tuned is None:
-        return (
-            base,
-            result,
-            EncoderTuning(
-                pairs=pairs,
-                seconds=0.0,
-                validation_ndcg=figures,
-                stderr=None,
-                kept=False,
-                encoder=None,
-                reason=why_not,
-            ),
+        untuned = EncoderTuning(
+            pairs=pairs,
+            seconds=0.0,
+            validation_ndcg=figures,
+            stderr=None,
+            kept=False,
+            encoder=None,
+            reason=why_not,
         )
+        return TunedAdaptation(base, result, untuned, None)
     info = EncoderInfo.of(tuned.encoder, tuned.spec)
     tuned_base = RecModel(
         base.booster, base.config.model_copy(update={"encoder": info}), encoder=tuned.encoder
@@ -287,9 +297,9 @@ def _with_tuned_encoder(
         reason=reason + ("; kept" if kept else "; the tuned encoder was removed"),
     )
     if kept:
-        return tuned_base, tuned_result, tuning
+        return TunedAdaptation(tuned_base, tuned_result, tuning, tuned_result)
     discard(out)
-    return base, result, tuning
+    return TunedAdaptation(base, result, tuning, tuned_result)
 
 
 def _figures(ranks: np.ndarray) -> tuple[float, float, float]:

@@ -14,12 +14,15 @@ on the fraction alone), ``broad`` (the pretrained model as it is), ``adapted`` (
 extra, also ``implicit-als`` and ``implicit-item-knn``: references from the ``implicit`` library,
 hyper-parameters chosen on validation (see :mod:`rectransfer.implicit_baselines`). A model with a
 candidate stage ranks the items outside its candidates below them, so they count as misses.
+With ``tune_encoder``, also ``tuned-encoder`` and ``guarded+tuning``: adapt's per-retailer encoder
+step (:mod:`rectransfer.encoder_tuning`), judged on the same test items.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -30,7 +33,7 @@ import numpy as np
 import polars as pl
 from tqdm.auto import tqdm
 
-from rectransfer.adapt import fit_adaptation
+from rectransfer.adapt import Adaptation, fit_adaptation, with_tuned_encoder
 from rectransfer.baselines import (
     dense_target_ranks,
     item_knn_scorer,
@@ -113,10 +116,12 @@ def evaluate_split(
     ks: Sequence[int],
     random_state: int,
     implicit_references: bool = False,
+    tune_encoder: bool = False,
 ) -> list[dict[str, Any]]:
     """Every model's figures on one customer subset (rows without fraction/seed filled in).
 
-    ``implicit_references`` adds the ``implicit`` rows (the library must be installed).
+    ``implicit_references`` adds the ``implicit`` rows (the library must be installed);
+    ``tune_encoder`` the rows of adapt's per-retailer encoder step (:func:`_tuned_rows`).
     """
     evaluated = _with_catalogue(data, full)
     trainable = _with_catalogue(drop_last_interaction(data), full)
@@ -188,6 +193,13 @@ def evaluate_split(
         elapsed = candidates_s + time.perf_counter() - started
         results.append((name, ranks, fit_s[name], elapsed, None))
 
+    if tune_encoder:
+        guarded_ranks = next(r[1] for r in results if r[0] == "guarded")
+        tuned_results, extras["guarded+tuning"] = _tuned_rows(
+            base, data, trainable, adaptation, guarded_ranks, random_state=random_state
+        )
+        results.extend(tuned_results)
+
     out: list[dict[str, Any]] = []
     for name, ranks, fit_seconds, recommend_seconds, note in results:
         row: dict[str, Any] = {
@@ -215,6 +227,53 @@ def evaluate_split(
     return out
 
 
+def _tuned_rows(
+    base: RecModel,
+    data: RetailerData,
+    trainable: PreparedRetailer,
+    adaptation: Adaptation,
+    guarded_ranks: np.ndarray,
+    *,
+    random_state: int,
+) -> tuple[list[tuple[str, np.ndarray, float, float, str | None]], dict[str, Any]]:
+    """Rows of adapt's per-retailer encoder step on one split.
+
+    ``tuned-encoder``: what the guard ships when adapting with the encoder tuned on the split's
+    training pairs, kept or not (to judge the step itself); ``guarded+tuning``: what ``adapt``
+    with ``tune_encoder_to`` ships (the tuned encoder only where validation preferred it).
+    """
+    config = CandidateConfig(**base.config.candidates)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="rectransfer-tuned-") as work:
+        outcome = with_tuned_encoder(
+            base,
+            trainable.data,
+            adaptation,
+            Path(work) / "encoder",
+            lambda tuned: fit_adaptation(tuned, trainable.data, random_state=random_state),
+            random_state,
+        )
+        fit_seconds = time.perf_counter() - started
+        record = {"tuning": outcome.tuning.model_dump()}
+        tuned = outcome.tuned
+        if tuned is None:  # too few pairs: adapt ships what it ships without the step
+            note = outcome.tuning.reason
+            return [
+                ("tuned-encoder", guarded_ranks, fit_seconds, 0.0, note),
+                ("guarded+tuning", guarded_ranks, fit_seconds, 0.0, note),
+            ], record
+        started = time.perf_counter()
+        test_rows = labelled_rows(_with_catalogue(data, tuned.prepared), range(1), config=config)
+        scores = predict(tuned.rankers[tuned.report.decision], test_rows.rows.features)
+        ranks = target_ranks(test_rows.group, test_rows.rows.label, scores, test_rows.n_groups)
+        elapsed = time.perf_counter() - started
+    shipped = ranks if outcome.tuning.kept else guarded_ranks
+    return [
+        ("tuned-encoder", ranks, fit_seconds, elapsed, None),
+        ("guarded+tuning", shipped, fit_seconds, elapsed, None),
+    ], record
+
+
 def run_benchmark(
     base: RecModel,
     target: RetailerData,
@@ -224,11 +283,14 @@ def run_benchmark(
     ks: Sequence[int] = (10, 20, 50),
     progress: bool = True,
     implicit_references: bool = True,
+    tune_encoder: bool = False,
 ) -> dict[str, Any]:
     """Run the benchmark on ``target`` with the broad model ``base``; returns the JSON document.
 
     ``implicit_references`` adds the ``implicit-als`` and ``implicit-item-knn`` rows when the
     ``implicit`` library is installed; without it the rows are left out and ``notes`` says so.
+    ``tune_encoder`` adds the rows of adapt's per-retailer encoder step (``tuned-encoder``,
+    ``guarded+tuning``); it tunes an encoder per fraction and seed, which takes minutes each.
 
     Examples
     --------
@@ -267,7 +329,13 @@ def run_benchmark(
         chosen = customers if fraction >= 1.0 else sorted(rng.choice(customers, n, replace=False))
         subset = subset_customers(target, chosen)
         split_rows = evaluate_split(
-            base, subset, full, ks=ks, random_state=seed, implicit_references=implicit_references
+            base,
+            subset,
+            full,
+            ks=ks,
+            random_state=seed,
+            implicit_references=implicit_references,
+            tune_encoder=tune_encoder,
         )
         for row in split_rows:
             rows.append({"fraction": fraction, "seed": seed, **row})

@@ -132,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: hide 20%% of the customers with text and recommend from their text alone",
     )
     b.add_argument("--plot", type=Path, default=None, metavar="FILE.png")
+    b.add_argument(
+        "--tune-encoder",
+        action="store_true",
+        help="add the rows of adapt's per-retailer encoder step (minutes per fraction and seed)",
+    )
     b.add_argument("--name", default=None, help="retailer name (default: the folder's name)")
     _add_encoder_options(b)
 
@@ -263,7 +268,14 @@ def _run(args: argparse.Namespace) -> None:
             print(f"text+popularity weight: {cold['text_blend']['reason']}")
             print(f"results -> {args.out}")
             return
-        report = run_benchmark(base, target, fractions=args.fractions, seeds=args.seeds, ks=args.k)
+        report = run_benchmark(
+            base,
+            target,
+            fractions=args.fractions,
+            seeds=args.seeds,
+            ks=args.k,
+            tune_encoder=args.tune_encoder,
+        )
         write_report(report, args.out, plot=args.plot)
         print(markdown_summary(report))
         print(f"results -> {args.out}")

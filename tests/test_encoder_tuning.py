@@ -152,3 +152,29 @@ def test_tuning_refuses_an_encoder_without_weights_and_a_used_folder(
     with pytest.raises(ConfigError, match="already holds files"):
         rt.adapt(tiny_broad, shop, tune_encoder_to=used)
     assert (used / "model.safetensors").read_text() == "an earlier model's encoder"
+
+
+def test_the_benchmark_rows_of_the_step_follow_the_keep_decision(
+    tiny_broad: rt.RecModel, shop: RetailerData, few_pairs_suffice: None
+) -> None:
+    from rectransfer.benchmark import run_benchmark
+
+    report = run_benchmark(
+        tiny_broad,
+        shop,
+        fractions=(1.0,),
+        seeds=1,
+        ks=(10,),
+        progress=False,
+        implicit_references=False,
+        tune_encoder=True,
+    )
+    rows = {r["model"]: r for r in report["results"] if "slice" not in r}
+    shipped, tuned, guarded = rows["guarded+tuning"], rows["tuned-encoder"], rows["guarded"]
+    tuning = shipped["tuning"]
+    assert tuning["pairs"] >= 10 and set(tuning["validation_ndcg"]) == {
+        "model encoder",
+        "tuned encoder",
+    }
+    assert shipped["ndcg@10"] == (tuned if tuning["kept"] else guarded)["ndcg@10"]
+    assert tuned["users"] == guarded["users"]
