@@ -68,8 +68,8 @@ def recommend_for(
     -------
     polars.DataFrame
         ``item_id, rank, score, source`` with the same paths as the batch export: ``ranker`` with
-        a history, ``text`` with only text, else ``popular``; short lists are topped up with
-        popular items.
+        a history, ``text`` with only text (``popular`` where the shop's text weight is 0), else
+        ``popular``; short lists are topped up with popular items.
 
     Examples
     --------
@@ -108,7 +108,7 @@ def recommend_for(
             (ranked[0][1], ranked[0][2]) if ranked else (np.zeros(0, np.int64), np.zeros(0))
         )
         source = "ranker"
-    elif has_text:
+    elif has_text and prepared.text_blend.weight > 0:
         sims = prepared.text_blend.scores(
             vector, prepared.catalogue.vectors, stats.recent_pct + stats.pop_pct
         )[0]

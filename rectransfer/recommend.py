@@ -5,7 +5,7 @@ Every customer gets up to ``k`` items, by the first path that applies:
 * ``ranker``: customers with history: candidates from their history and text, scored by the model;
 * ``text``: customers with no history but their own text: the catalogue by similarity to that text,
   blended with popularity by a weight chosen on the retailer's own customers
-  (:mod:`rectransfer.text_blend`);
+  (:mod:`rectransfer.text_blend`; where that weight is 0 they get the popular list);
 * ``popular``: everyone else (unknown or silent customers): the shop's popular items, recent first.
 
 Rules hold on every path: items the customer already bought are left out (``exclude_bought``;
@@ -142,6 +142,8 @@ def recommend(
     if len(text_rows):
         weight = prepared.text_blend.weight
         popularity_z = standardise(stats.recent_pct + stats.pop_pct)
+        if weight <= 0:  # text says nothing at this shop: they get the popular list as such
+            text_rows = text_rows[:0]
     for start in range(0, len(text_rows), TEXT_BLOCK):
         block_rows = text_rows[start : start + TEXT_BLOCK]
         similarity = prepared.user_vectors[block_rows] @ prepared.catalogue.vectors.T

@@ -174,4 +174,16 @@ def test_the_text_path_follows_the_weight_chosen_for_the_retailer(broad, shop, m
     recs = broad.recommend(fresh, ["SH-cold0", "never-seen"], k=5)
     lists = {u: g["item_id"].to_list() for (u,), g in recs.group_by("user_id")}
     assert lists["SH-cold0"] == lists["never-seen"]
-    assert set(recs.filter(pl.col("user_id") == "SH-cold0")["source"]) == {"text"}
+    assert set(recs["source"]) == {"popular"}
+    text = fresh.users.filter(pl.col("user_id") == "SH-cold0")["text"].item()
+    online = rt.recommend_for(broad, fresh, text=text, k=5)
+    assert online["item_id"].to_list() == lists["SH-cold0"]
+    assert set(online["source"]) == {"popular"}
+
+    # a middling weight: text reorders the list, and batch and online agree
+    monkeypatch.setattr(rectransfer.prepare, "fit_text_blend", lambda _: TextBlend(0.5, 0))
+    fresh = replace(shop)
+    batch = broad.recommend(fresh, ["SH-cold0"], k=5)
+    assert set(batch["source"]) == {"text"} and batch["item_id"].to_list() != lists["SH-cold0"]
+    online = rt.recommend_for(broad, fresh, text=text, k=5)
+    assert online["item_id"].to_list() == batch["item_id"].to_list()
