@@ -11,6 +11,7 @@ Time is split per customer so nothing downstream sees what it predicts:
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,12 +45,14 @@ from rectransfer.ranker import (
     LOCAL_ROUNDS,
     MIN_EARLY_STOPPING_GROUPS,
     predict,
+    sum_of_boosters,
     train_ranker,
 )
 from rectransfer.schema import RetailerData
 from rectransfer.training_data import cut_queries, labelled_rows
 
 EARLY_STOPPING_SHARE = 0.2
+PROBE_ROWS = 5_000  # validation rows the joined blend booster is checked on
 METRIC_K = 10
 
 
@@ -57,7 +60,7 @@ METRIC_K = 10
 class Adaptation:
     """Everything one adaptation produced: every ranker, the guard's report, timings."""
 
-    rankers: dict[str, lgb.Booster]  # broad, and (unless too little data) adapted and local
+    rankers: dict[str, lgb.Booster]  # broad, and (unless too little data) adapted, local, blend
     report: GuardReport
     gains: dict[str, np.ndarray]  # per validation customer NDCG@10 of each ranker
     rounds: dict[str, int]
@@ -131,6 +134,10 @@ def fit_adaptation(
                 random_state=random_state,
             )
             fit_seconds[name] = time.perf_counter() - started
+        blend = _blend(rankers["adapted"], rankers["local"], valid_rows.rows.features)
+        if blend is not None:
+            rankers["blend"] = blend
+            fit_seconds["blend"] = fit_seconds["adapted"] + fit_seconds["local"]
     gains = {}
     for name, booster in rankers.items():
         ranks = target_ranks(
@@ -175,10 +182,11 @@ def adapt(
 ) -> RecModel:
     """Fine-tune ``base`` on one retailer and return what the negative-transfer guard ships.
 
-    Three rankers are compared on the retailer's validation split: ``broad`` (``base`` as it is),
-    ``adapted`` (continued boosting from ``base``) and ``local`` (the same kind of ranker trained
-    on this retailer alone). The returned model's ``kind`` says which one ships and ``guard`` holds
-    all figures (with popularity for scale) and the reason.
+    Four rankers are compared on the retailer's validation split: ``broad`` (``base`` as it is),
+    ``adapted`` (continued boosting from ``base``), ``local`` (the same kind of ranker trained on
+    this retailer alone) and ``blend`` (adapted and local summed into one booster). The returned
+    model's ``kind`` says which one ships and ``guard`` holds all figures (with popularity for
+    scale) and the reason (:func:`rectransfer.guard.decide`).
 
     With ``tune_encoder_to`` (a new folder), the text encoder is also tuned on this retailer's own
     product-text pairs and the retailer adapted again with it; the tuned encoder is kept (saved
@@ -302,6 +310,19 @@ def with_tuned_encoder(
     return TunedAdaptation(base, result, tuning, tuned_result)
 
 
+def _blend(adapted: lgb.Booster, local: lgb.Booster, probe: np.ndarray) -> lgb.Booster | None:
+    """The adapted and the local-only ranker as one booster (their scores summed).
+
+    Two rankers trained from different starts err differently; on small shops their sum often
+    beats both. None (with a warning) if LightGBM's model text could not be joined.
+    """
+    try:
+        return sum_of_boosters(adapted, local, probe[:PROBE_ROWS])
+    except ValueError as error:
+        warnings.warn(f"no blend of adapted and local-only: {error}", stacklevel=3)
+        return None
+
+
 def _figures(ranks: np.ndarray) -> tuple[float, float, float]:
     return ndcg_at(ranks, METRIC_K), recall_at(ranks, METRIC_K), ndcg_stderr(ranks, METRIC_K)
 
@@ -319,6 +340,6 @@ def _popularity_figures(prepared: PreparedRetailer) -> dict[str, tuple[float, ..
 def _trained_on(decision: str, base_sources: list[str], retailer: str) -> list[str]:
     if decision == "local":
         return [retailer]
-    if decision == "adapted":
+    if decision in ("adapted", "blend"):
         return [*base_sources, retailer]
     return list(base_sources)

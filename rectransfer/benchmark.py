@@ -9,13 +9,14 @@ but the final metric; when it is predicted, the validation item is part of the c
 their interactions, evaluated only on them; the whole catalogue (with its text) stays known.
 
 Rows: ``popularity``, ``item-knn``, ``text-only`` (no training), ``local-only`` (the ranker trained
-on the fraction alone), ``broad`` (the pretrained model as it is), ``adapted`` (fine-tuned) and
-``guarded`` (what the negative-transfer guard ships, chosen on validation only). With the ``bench``
-extra, also ``implicit-als`` and ``implicit-item-knn``: references from the ``implicit`` library,
-hyper-parameters chosen on validation (see :mod:`rectransfer.implicit_baselines`). A model with a
-candidate stage ranks the items outside its candidates below them, so they count as misses.
-With ``tune_encoder``, also ``tuned-encoder`` and ``guarded+tuning``: adapt's per-retailer encoder
-step (:mod:`rectransfer.encoder_tuning`), judged on the same test items.
+on the fraction alone), ``broad`` (the pretrained model as it is), ``adapted`` (fine-tuned),
+``blend`` (adapted plus local-only) and ``guarded`` (what the negative-transfer guard ships,
+chosen on validation only). With the ``bench`` extra, also ``implicit-als`` and
+``implicit-item-knn``: references from the ``implicit`` library, hyper-parameters chosen on
+validation (see :mod:`rectransfer.implicit_baselines`). A model with a candidate stage ranks the
+items outside its candidates below them, so they count as misses. With ``tune_encoder``, also
+``tuned-encoder`` and ``guarded+tuning``: adapt's per-retailer encoder step
+(:mod:`rectransfer.encoder_tuning`), judged on the same test items.
 """
 
 from __future__ import annotations
@@ -167,19 +168,22 @@ def evaluate_split(
         "broad": adaptation.rankers["broad"],
         "local-only": adaptation.rankers.get("local"),
         "adapted": adaptation.rankers.get("adapted"),
+        "blend": adaptation.rankers.get("blend"),
         "guarded": adaptation.rankers[decision],
     }
     fit_s = {
         "broad": 0.0,
         "local-only": adaptation.fit_seconds.get("local", float("nan")),
         "adapted": adaptation.fit_seconds.get("adapted", float("nan")),
-        "guarded": sum(adaptation.fit_seconds.values()),
+        "blend": adaptation.fit_seconds.get("blend", float("nan")),
+        "guarded": sum(v for k, v in adaptation.fit_seconds.items() if k != "blend"),
     }
     # Too little data to train at all: a retailer alone would fall back to popularity, and
     # there is nothing to fine-tune; the rows say so instead of going missing.
     stand_ins = {
         "local-only": ("popularity", "too little data to train: popularity"),
         "adapted": ("broad", "too little data to fine-tune: broad"),
+        "blend": ("broad", "too little data to fine-tune: broad"),
     }
     for name, booster in rankers.items():
         if booster is None:

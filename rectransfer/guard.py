@@ -1,9 +1,10 @@
 """The negative-transfer guard: ship the adapted model only when validation says it is better.
 
 On the retailer's own validation split (each customer's last item, never used in training) the
-guard compares the broad model as it is, the adapted model and a model of the same kind trained on
-the retailer alone, with popularity alongside for scale (see :func:`decide` for the rule); the
-report keeps every figure and the reason.
+guard compares the broad model as it is, the adapted model, a model of the same kind trained on
+the retailer alone, and the blend of the adapted and the local-only model (their scores summed),
+with popularity alongside for scale (see :func:`decide` for the rule); the report keeps every
+figure and the reason.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-Choice = Literal["adapted", "broad", "local"]
-CANDIDATES: tuple[Choice, ...] = ("adapted", "broad", "local")
+Choice = Literal["adapted", "broad", "local", "blend"]
+CANDIDATES: tuple[Choice, ...] = ("adapted", "broad", "local", "blend")
+# The models that carry what was learnt at other retailers; on a tie the simpler one ships.
+TRANSFERRED: tuple[Choice, ...] = ("broad", "adapted", "blend")
 MIN_VALIDATION_CUSTOMERS = 20
 
 
@@ -25,7 +28,7 @@ class GuardReport(BaseModel):
 
     metric: str = "ndcg@10"
     validation_customers: int
-    ndcg: dict[str, float]  # popularity, broad, local, adapted
+    ndcg: dict[str, float]  # popularity, broad, local, adapted, blend
     recall: dict[str, float]
     stderr: dict[str, float]  # standard error of each NDCG over customers
     decision: Choice
@@ -34,7 +37,7 @@ class GuardReport(BaseModel):
     def table(self) -> str:
         """A small plain-text table of the figures, the shipped model marked with '*'."""
         lines = [f"{'model':<12}{'NDCG@10':>10}{'Recall@10':>11}{'+/- se':>9}"]
-        for name in ("popularity", "local", "broad", "adapted"):
+        for name in ("popularity", "local", "broad", "adapted", "blend"):
             if name not in self.ndcg:
                 continue
             mark = " *" if name == self.decision else ""
@@ -47,12 +50,14 @@ class GuardReport(BaseModel):
 
 
 def decide(gains: dict[str, np.ndarray]) -> tuple[Choice, str]:
-    """Pick what ships from per-customer validation gains (NDCG@10) of the three rankers.
+    """Pick what ships from per-customer validation gains (NDCG@10) of the rankers.
 
-    The transferred models (``adapted``, ``broad``) are the prior: the adapted one ships when its
-    mean is strictly above both others. The local-only model ships only when it beats the better
-    transferred model by more than one standard error of the paired difference; a smaller lead
-    on a few hundred customers is noise, and the transferred models rest on far more data.
+    The transferred models (``adapted``, ``blend``: adapted plus local-only, ``broad``) are the
+    prior: the one with the highest mean is the candidate (on a tie the simpler: ``broad``, then
+    ``adapted``, then ``blend``). The local-only model ships only when it beats that candidate by
+    more than one standard error of the paired difference; a smaller lead on a few hundred
+    customers is noise, and the transferred models rest on far more data. ``blend`` may be
+    absent.
 
     Examples
     --------
@@ -62,10 +67,14 @@ def decide(gains: dict[str, np.ndarray]) -> tuple[Choice, str]:
     'adapted'
     >>> decide({"adapted": 0.1 * ones, "broad": 0.2 * ones, "local": 0.1 * ones})[0]
     'broad'
+    >>> decide({"adapted": 0.2 * ones, "broad": 0.1 * ones, "local": 0.2 * ones,
+    ...         "blend": 0.25 * ones})[0]
+    'blend'
     """
     mean = {name: float(np.mean(g)) for name, g in gains.items()}
-    adapted, broad, local = mean["adapted"], mean["broad"], mean["local"]
-    transfer: Choice = "adapted" if adapted > broad else "broad"
+    present = [name for name in TRANSFERRED if name in gains]
+    transfer = max(present, key=lambda name: (mean[name], -present.index(name)))
+    local = mean["local"]
     difference = gains["local"] - gains[transfer]
     margin = float(difference.std(ddof=1) / np.sqrt(len(difference))) if len(difference) > 1 else 0
     if local - mean[transfer] > margin:
@@ -73,18 +82,23 @@ def decide(gains: dict[str, np.ndarray]) -> tuple[Choice, str]:
             f"negative transfer: local-only {local:.4f} beats {transfer} {mean[transfer]:.4f} "
             f"by more than one standard error ({margin:.4f}); shipping local"
         )
-    if transfer == "adapted" and adapted > local:
-        return (
-            "adapted",
-            f"adapted {adapted:.4f} beats broad {broad:.4f} and local-only {local:.4f}",
+    rivals = [f"{_LABELS[n]} {mean[n]:.4f}" for n in present if n != transfer]
+    if local > mean[transfer]:
+        tail = f"; local-only {local:.4f} is within one standard error ({margin:.4f})"
+    else:
+        tail = ""
+        rivals.append(f"local-only {local:.4f}")
+    if transfer == "broad":
+        return "broad", (
+            f"negative transfer: broad {mean['broad']:.4f} is at least {', '.join(rivals)}"
+            f"{tail}; shipping broad"
         )
-    if transfer == "adapted":
-        return "adapted", (
-            f"adapted {adapted:.4f} beats broad {broad:.4f}; local-only {local:.4f} is ahead by "
-            f"less than one standard error ({margin:.4f})"
-        )
-    return "broad", (
-        f"negative transfer: adapted {adapted:.4f} is not above broad {broad:.4f}"
-        + (f"; local-only {local:.4f} is within one standard error" if local > broad else "")
-        + "; shipping broad"
-    )
+    return transfer, f"{_LABELS[transfer]} {mean[transfer]:.4f} beats {', '.join(rivals)}{tail}"
+
+
+_LABELS = {
+    "adapted": "adapted",
+    "blend": "blend (adapted + local-only)",
+    "broad": "broad",
+    "local": "local-only",
+}

@@ -60,7 +60,7 @@ class ModelConfig(BaseModel):
     format_version: int = FORMAT_VERSION
     package_version: str
     created_at: str
-    kind: Literal["broad", "adapted", "local"]  # which ranker this model ships
+    kind: Literal["broad", "adapted", "local", "blend"]  # which ranker this model ships
     retailer: str | None = None  # the retailer it was adapted to (None for a broad model)
     base_model_version: str | None = None
     encoder: EncoderInfo

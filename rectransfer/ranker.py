@@ -7,6 +7,7 @@ larger leaves and L2 on leaf values are how adaptation is kept close to the broa
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import lightgbm as lgb
@@ -116,6 +117,42 @@ def train_ranker(
 def _truncate(booster: lgb.Booster, n_rounds: int) -> lgb.Booster:
     """A booster holding only its first ``n_rounds`` rounds."""
     return lgb.Booster(model_str=booster.model_to_string(num_iteration=n_rounds))
+
+
+def sum_of_boosters(first: lgb.Booster, second: lgb.Booster, probe: np.ndarray) -> lgb.Booster:
+    """One booster whose score is the sum of the two: their trees, one list after the other.
+
+    Within a customer's candidates a sum ranks as the average of the two models does. LightGBM
+    has no call that joins models, so the text format is joined: the first model's header (with
+    ``tree_sizes`` recomputed), the trees of both renumbered, the first model's trailer. The result
+    must score ``probe`` rows as the sum of the two, or it is refused (``ValueError``).
+    """
+    first_text, second_text = first.model_to_string(), second.model_to_string()
+    if first.feature_name() != second.feature_name():
+        raise ValueError("the two boosters use different features")
+    trees = [
+        re.sub(r"^Tree=\d+", f"Tree={i}", block)
+        for i, block in enumerate(_tree_blocks(first_text) + _tree_blocks(second_text))
+    ]
+    header = first_text[: first_text.index("Tree=0\n")]
+    sizes = " ".join(str(len(block.encode())) for block in trees)
+    header = re.sub(r"(?m)^tree_sizes=.*$", f"tree_sizes={sizes}", header)
+    joined = lgb.Booster(
+        model_str=header + "".join(trees) + first_text[first_text.index(_END_OF_TREES) :]
+    )
+    expected = predict(first, probe) + predict(second, probe)
+    if not np.allclose(predict(joined, probe), expected, rtol=1e-9, atol=1e-9):
+        raise ValueError("the joined booster does not score as the sum of the two")
+    return joined
+
+
+_END_OF_TREES = "end of trees"
+
+
+def _tree_blocks(model_text: str) -> list[str]:
+    """The ``Tree=<i>`` blocks of a LightGBM text model, each with its trailing blank lines."""
+    body = model_text[model_text.index("Tree=0\n") : model_text.index(_END_OF_TREES)]
+    return [block for block in re.split(r"(?m)^(?=Tree=\d+$)", body) if block.strip()]
 
 
 def predict(booster: lgb.Booster, features: np.ndarray) -> np.ndarray:

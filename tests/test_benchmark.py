@@ -16,7 +16,16 @@ from rectransfer.histories import Histories
 
 from .conftest import make_shop, write_shop
 
-MODELS = {"popularity", "item-knn", "text-only", "local-only", "broad", "adapted", "guarded"}
+MODELS = {
+    "popularity",
+    "item-knn",
+    "text-only",
+    "local-only",
+    "broad",
+    "adapted",
+    "blend",
+    "guarded",
+}
 
 
 @pytest.fixture(scope="module")

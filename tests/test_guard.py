@@ -47,3 +47,17 @@ def test_report_table_marks_the_shipped_model():
     table = report.table()
     assert "adapted" in table.splitlines()[-2] and table.splitlines()[-2].endswith("*")
     assert GuardReport.model_validate_json(report.model_dump_json()) == report
+
+
+def test_the_blend_ships_when_the_best_transferred_model_and_local_cannot_beat_it():
+    base = _gains(0.2)
+    gains = {"adapted": base, "broad": base - 0.02, "local": base, "blend": base + 0.03}
+    choice, reason = decide(gains)
+    assert choice == "blend" and "blend (adapted + local-only) 0.2" in reason
+    # local still needs a clear lead over the best transferred model, the blend included
+    gains["local"] = np.clip(gains["blend"] + _gains(0.5), 0, 1)
+    assert decide(gains)[0] == "local"
+    # without a blend (too little data to train one), the rule is the three-way one
+    del gains["blend"]
+    gains["local"] = base - 0.05
+    assert decide(gains)[0] == "adapted"
