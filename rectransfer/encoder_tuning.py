@@ -4,11 +4,12 @@ After the sources' fine-tuning (:mod:`rectransfer.encoder_training`), a retailer
 behaviour of its own can move the text space a little further toward what *its* customers take
 one after the other. The step runs the same contrastive training for one short pass on the
 retailer's product-text pairs, mined from every customer's history **without their last item**
-(the guard's validation item never enters a pair), with the same frozen layers. The retailer is
-then adapted again with the tuned encoder, and the tuned encoder is kept only when what the guard
-would ship with it beats what it ships with the model's own encoder on the same validation
-customers by more than one standard error of the paired difference; otherwise the tuned
-encoder's folder is removed and the model keeps its encoder. Both figures and the decision are
+(the guard's validation item never enters a pair), all but the top two transformer layers
+frozen (as the sources' default does for MiniLM). The retailer is then adapted again with the
+tuned encoder, and the tuned encoder is kept only when what the guard would ship with it beats
+what it ships with the model's own encoder on the same validation customers by more than one
+standard error of the paired difference; otherwise the tuned encoder's folder is removed and the
+model keeps its encoder. Both figures and the decision are
 recorded in the model's ``config.json`` (``encoder_tuning``).
 """
 
