@@ -107,22 +107,3 @@ def test_a_blend_ships_as_one_booster_scoring_adapted_plus_local(
     loaded = rt.RecModel.load(model.save(tmp_path / "blend"))
     assert loaded.kind == "blend" and loaded.model_version == model.model_version
     assert loaded.recommend(target, k=5).equals(model.recommend(target, k=5))
-
-
-def test_pretraining_waits_longer_than_adapting_before_it_stops_early(
-    sources, encoder, monkeypatch
-):
-    # the broad model's validation curve dips for tens of rounds before it climbs again
-    pretrain_module = importlib.import_module("rectransfer.pretrain")
-    from rectransfer import ranker
-
-    seen = {}
-    real = pretrain_module.train_ranker
-
-    def spy(*args, **kwargs):
-        seen.update(kwargs)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(pretrain_module, "train_ranker", spy)
-    rt.pretrain(sources[:2], encoder=encoder, random_state=0)
-    assert seen["patience"] == ranker.BROAD_EARLY_STOPPING_ROUNDS > ranker.EARLY_STOPPING_ROUNDS
