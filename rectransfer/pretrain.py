@@ -15,12 +15,7 @@ from rectransfer.features import FEATURE_NAMES, CandidateConfig
 from rectransfer.model import EncoderInfo, ModelConfig, RecModel, library_versions, now_iso
 from rectransfer.model import package_version as _package_version
 from rectransfer.prepare import prepare
-from rectransfer.ranker import (
-    BROAD_EARLY_STOPPING_ROUNDS,
-    BROAD_PARAMS,
-    BROAD_ROUNDS,
-    train_ranker,
-)
+from rectransfer.ranker import BROAD_PARAMS, BROAD_ROUNDS, train_ranker
 from rectransfer.schema import RetailerData
 from rectransfer.training_data import LabelledRows, labelled_rows
 
@@ -119,7 +114,6 @@ def pretrain(
         params=params or BROAD_PARAMS,
         max_rounds=max_rounds,
         random_state=random_state,
-        patience=BROAD_EARLY_STOPPING_ROUNDS,
     )
     config = ModelConfig(
         package_version=_package_version(),

@@ -56,10 +56,6 @@ LOCAL_PARAMS: dict[str, Any] = {**BROAD_PARAMS, "num_leaves": 15, "min_data_in_l
 LOCAL_ROUNDS = 300
 
 EARLY_STOPPING_ROUNDS = 30
-# The broad model's validation curve (tens of thousands of source customers) dips and climbs again
-# for tens of rounds: with a patience of 30 it stopped at 29 rounds, where 200 scored higher on
-# the sources and transferred better (toys at f = 0.1: broad .0450 -> .0487).
-BROAD_EARLY_STOPPING_ROUNDS = 100
 # Below this many validation groups early stopping follows noise; train a fixed number of rounds.
 MIN_EARLY_STOPPING_GROUPS = 150
 FIXED_ROUNDS_SHARE = 0.25  # ... namely this share of the maximum
@@ -84,13 +80,12 @@ def train_ranker(
     max_rounds: int,
     init_model: lgb.Booster | None = None,
     random_state: int = 0,
-    patience: int = EARLY_STOPPING_ROUNDS,
 ) -> tuple[lgb.Booster, int]:
     """Train (or continue training ``init_model``) and return the booster and the rounds added.
 
     With enough validation groups, rounds are chosen by early stopping on ``valid`` (NDCG@10);
     otherwise a fixed share of ``max_rounds`` is trained, since a handful of customers cannot
-    tell good rounds from bad ones. ``patience``: rounds without a better score before stopping.
+    tell good rounds from bad ones.
     """
     train = train.positives_only()
     if train.n_groups == 0:
@@ -108,7 +103,7 @@ def train_ranker(
             valid_sets=[valid_set],
             valid_names=["valid"],
             init_model=init_model,
-            callbacks=[lgb.early_stopping(patience, verbose=False)],
+            callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
         )
         base_rounds = init_model.current_iteration() if init_model is not None else 0
         # best_iteration counts the init model's rounds too
