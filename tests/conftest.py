@@ -126,6 +126,17 @@ def broad(sources: list[RetailerData], encoder: HashingEncoder):  # type: ignore
     return rt.pretrain(sources, encoder=encoder, random_state=0)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread: on a shared 2-core box, two spinning OpenMP threads run ~15x slower."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 3-layer, 32-wide BERT sentence-transformer with the packaged MiniLM's tokenizer."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +44,10 @@ EVENTS = [  # (customer, item); time order within each customer
     ("cust-5", "sku-a"),
 ]
 SECRET = "my secret words about weekend camping"
+
+
+# torch with one thread: on a shared 2-core box, two spinning OpenMP threads run ~15x slower
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_shop() -> RetailerData:
@@ -156,17 +159,6 @@ def test_hard_negatives_come_from_the_positive_s_category() -> None:
 
 
 # --- a tiny transformer, so that training tests take seconds ---
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """One torch thread: on a shared 2-core box, two spinning OpenMP threads run ~15x slower."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
