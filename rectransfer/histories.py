@@ -67,11 +67,13 @@ class Histories:
 
     def select(self, users: np.ndarray) -> Histories:
         """The sequences of the given customer rows, in that order."""
-        lengths = self.lengths[users]
-        starts = self.indptr[:-1][users]
-        flat = _ranges(starts, lengths)
-        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        flat = self.event_positions(users)
+        indptr = np.concatenate([[0], np.cumsum(self.lengths[users])]).astype(np.int64)
         return Histories(indptr, self.items[flat], self.times[flat], self.n_items)
+
+    def event_positions(self, users: np.ndarray) -> np.ndarray:
+        """Positions in ``items`` of the given customer rows' events, in ``select`` order."""
+        return _ranges(self.indptr[:-1][users], self.lengths[users])
 
 
 def _prefix_mask(indptr: np.ndarray, keep_lengths: np.ndarray) -> np.ndarray:

@@ -89,9 +89,17 @@ class BehaviourStats:
         )
 
 
-def popularity_score(histories: Histories) -> np.ndarray:
-    """Percentile of overall plus of recent popularity per item: what popular lists sort by."""
+def popularity_without(histories: Histories, rows: np.ndarray) -> np.ndarray:
+    """What popular lists sort by (percentile of overall plus of recent popularity per item), as
+    if the customers ``rows`` had never come: their events are taken out of the counts. The
+    recent window stays that of all events.
+    """
     count, recent = _counts(histories)
+    events = histories.event_positions(np.asarray(rows, dtype=np.int64))
+    gone = histories.items[events].astype(np.int64)
+    gone_recent = _recent_mask(histories.times)[events]
+    count -= np.bincount(gone, minlength=histories.n_items).astype(np.float32)
+    recent -= np.bincount(gone[gone_recent], minlength=histories.n_items).astype(np.float32)
     return _percentile(recent) + _percentile(count)
 
 

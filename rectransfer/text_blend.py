@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rectransfer.stats import popularity_score
+from rectransfer.stats import popularity_without
 from rectransfer.topk import top_k_rows
 
 if TYPE_CHECKING:
@@ -104,9 +104,7 @@ def fit_text_blend(prepared: PreparedRetailer, *, random_state: int = 0) -> Text
     folds = np.array_split(rng.permutation(with_text), FOLDS)
     for fold in folds:
         # popularity as a newcomer would see it: without this fold's customers
-        others = np.ones(histories.n_users, dtype=bool)
-        others[fold] = False
-        popularity_z = standardise(popularity_score(histories.select(np.flatnonzero(others))))
+        popularity_z = standardise(popularity_without(histories, fold))
         for start in range(0, len(fold), BLOCK):
             rows = np.sort(fold[start : start + BLOCK])
             relevant = np.zeros((len(rows), histories.n_items), dtype=bool)

@@ -96,3 +96,21 @@ def test_counting_pairs_in_slices_of_customers_changes_nothing(monkeypatch):
         np.testing.assert_array_equal(
             getattr(sliced, name).toarray(), getattr(whole, name).toarray(), err_msg=name
         )
+
+
+def test_popularity_without_some_customers_takes_out_their_events_only():
+    from rectransfer.stats import popularity_without
+
+    histories = Histories(
+        indptr=np.array([0, 3, 5, 8]),
+        items=np.array([0, 1, 2, 1, 2, 3, 3, 3], dtype=np.int32),  # only customer 2 took item 3
+        times=np.arange(8, dtype=np.int64),
+        n_items=5,
+    )
+    full = BehaviourStats.build(histories)
+    assert np.allclose(
+        popularity_without(histories, np.array([], dtype=np.int64)), full.recent_pct + full.pop_pct
+    )
+    without = popularity_without(histories, np.array([2]))
+    assert without[3] == 0 and without[4] == 0  # as unknown as an item nobody took
+    assert without[1] > 0 and without[2] > 0
