@@ -48,7 +48,7 @@ class EncoderTuning(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     pairs: int  # distinct product-text pairs the retailer's training histories give
-    seconds: float
+    seconds: float  # tuning the encoder (the second adaptation not included)
     validation_ndcg: dict[str, float]  # what the guard ships, with the model's / the tuned encoder
     stderr: float | None  # standard error of their paired difference (None: not compared)
     kept: bool
