@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rectransfer.errors import RecTransferError
 from rectransfer.perf import BENCHMARKS, benchmark_module
+from rectransfer.ranker import EARLY_STOPPING_ROUNDS
 
 
 def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=8_000,
         help="training lists sampled per source (default: %(default)s)",
+    )
+    p.add_argument(
+        "--early-stopping-rounds",
+        type=int,
+        default=EARLY_STOPPING_ROUNDS,
+        help="rounds without a better validation score before training stops; larger trains "
+        "longer, with more trees to score (default: %(default)s)",
     )
     _add_encoder_options(p)
 
@@ -188,6 +196,7 @@ def _run(args: argparse.Namespace) -> None:
             encoder=_encoder(args),
             max_customers_per_retailer=args.max_customers,
             random_state=args.seed,
+            early_stopping_rounds=args.early_stopping_rounds,
         )
         path = model.save(args.out)
         print(f"broad model {model.model_version} trained on {model.config.trained_on} -> {path}")

@@ -15,7 +15,12 @@ from rectransfer.features import FEATURE_NAMES, CandidateConfig
 from rectransfer.model import EncoderInfo, ModelConfig, RecModel, library_versions, now_iso
 from rectransfer.model import package_version as _package_version
 from rectransfer.prepare import prepare
-from rectransfer.ranker import BROAD_PARAMS, BROAD_ROUNDS, train_ranker
+from rectransfer.ranker import (
+    BROAD_PARAMS,
+    BROAD_ROUNDS,
+    EARLY_STOPPING_ROUNDS,
+    train_ranker,
+)
 from rectransfer.schema import RetailerData
 from rectransfer.training_data import LabelledRows, labelled_rows
 
@@ -45,6 +50,7 @@ def pretrain(
     max_rounds: int = BROAD_ROUNDS,
     params: dict[str, Any] | None = None,
     random_state: int = 0,
+    early_stopping_rounds: int = EARLY_STOPPING_ROUNDS,
 ) -> RecModel:
     """Train the broad ranker on several retailers' folders at once.
 
@@ -63,6 +69,11 @@ def pretrain(
     max_customers_per_retailer
         Training lists sampled (seeded) per source, spread over the cuts, to bound time and
         memory on big shops; each list keeps at most ``MAX_TRAINING_NEGATIVES`` unlabelled items.
+    early_stopping_rounds
+        Rounds without a better score on the held-out customers before training stops. The
+        sources' validation curve can dip for tens of rounds and climb again: a larger value
+        trains longer (a better model on some targets, and more trees to score at every shop;
+        see ``docs/BENCHMARKS.md``).
 
     Examples
     --------
@@ -74,6 +85,14 @@ def pretrain(
         raise ConfigError("pretrain needs at least one source retailer folder; none was given.")
     if cuts < 1:
         raise ConfigError(f"cuts must be >= 1, got {cuts!r}.")
+    if (
+        isinstance(early_stopping_rounds, bool)
+        or not isinstance(early_stopping_rounds, int)
+        or early_stopping_rounds < 1
+    ):
+        raise ConfigError(
+            f"early_stopping_rounds must be a positive integer, got {early_stopping_rounds!r}."
+        )
     encoder = encoder if encoder is not None else load_encoder()
     candidates = candidates or CandidateConfig()
     datasets = [s if isinstance(s, RetailerData) else RetailerData.load(s) for s in sources]
@@ -114,6 +133,7 @@ def pretrain(
         params=params or BROAD_PARAMS,
         max_rounds=max_rounds,
         random_state=random_state,
+        patience=early_stopping_rounds,
     )
     config = ModelConfig(
         package_version=_package_version(),
@@ -122,7 +142,11 @@ def pretrain(
         encoder=EncoderInfo.of(encoder, encoder_spec(encoder)),
         feature_names=list(FEATURE_NAMES),
         candidates=candidates.to_dict(),
-        params={**(params or BROAD_PARAMS), "cuts": cuts},
+        params={
+            **(params or BROAD_PARAMS),
+            "cuts": cuts,
+            "early_stopping_rounds": early_stopping_rounds,
+        },
         rounds={"broad": rounds},
         trained_on=names,
         library_versions=library_versions(),

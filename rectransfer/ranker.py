@@ -80,12 +80,13 @@ def train_ranker(
     max_rounds: int,
     init_model: lgb.Booster | None = None,
     random_state: int = 0,
+    patience: int = EARLY_STOPPING_ROUNDS,
 ) -> tuple[lgb.Booster, int]:
     """Train (or continue training ``init_model``) and return the booster and the rounds added.
 
     With enough validation groups, rounds are chosen by early stopping on ``valid`` (NDCG@10);
     otherwise a fixed share of ``max_rounds`` is trained, since a handful of customers cannot
-    tell good rounds from bad ones.
+    tell good rounds from bad ones. ``patience``: rounds without a better score before stopping.
     """
     train = train.positives_only()
     if train.n_groups == 0:
@@ -103,7 +104,7 @@ def train_ranker(
             valid_sets=[valid_set],
             valid_names=["valid"],
             init_model=init_model,
-            callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
+            callbacks=[lgb.early_stopping(patience, verbose=False)],
         )
         base_rounds = init_model.current_iteration() if init_model is not None else 0
         # best_iteration counts the init model's rounds too

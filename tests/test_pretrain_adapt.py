@@ -107,3 +107,21 @@ def test_a_blend_ships_as_one_booster_scoring_adapted_plus_local(
     loaded = rt.RecModel.load(model.save(tmp_path / "blend"))
     assert loaded.kind == "blend" and loaded.model_version == model.model_version
     assert loaded.recommend(target, k=5).equals(model.recommend(target, k=5))
+
+
+def test_pretraining_can_wait_longer_before_it_stops_early(sources, encoder, monkeypatch):
+    pretrain_module = importlib.import_module("rectransfer.pretrain")
+    seen = []
+    real = pretrain_module.train_ranker
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["patience"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pretrain_module, "train_ranker", spy)
+    model = rt.pretrain(sources[:2], encoder=encoder, random_state=0, early_stopping_rounds=100)
+    rt.pretrain(sources[:2], encoder=encoder, random_state=0)
+    assert seen == [100, 30]
+    assert model.config.params["early_stopping_rounds"] == 100
+    with pytest.raises(rt.ConfigError, match="early_stopping_rounds"):
+        rt.pretrain(sources[:2], encoder=encoder, early_stopping_rounds=0)
