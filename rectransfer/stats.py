@@ -8,6 +8,7 @@ features mean the same at a shop of 200 customers and one of 200,000.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -89,25 +90,33 @@ class BehaviourStats:
         )
 
 
-def popularity_without(histories: Histories, rows: np.ndarray) -> np.ndarray:
-    """What popular lists sort by (percentile of overall plus of recent popularity per item), as
-    if the customers ``rows`` had never come: their events are taken out of the counts. The
-    recent window stays that of all events.
+def popularity_without(histories: Histories, groups: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """For each group of customer rows: what popular lists sort by (percentile of overall plus of
+    recent popularity per item) as if those customers had never come. Their events are taken out
+    of counts made once over all events; the recent window stays that of all events.
     """
-    count, recent = _counts(histories)
-    events = histories.event_positions(np.asarray(rows, dtype=np.int64))
-    gone = histories.items[events].astype(np.int64)
-    gone_recent = _recent_mask(histories.times)[events]
-    count -= np.bincount(gone, minlength=histories.n_items).astype(np.float32)
-    recent -= np.bincount(gone[gone_recent], minlength=histories.n_items).astype(np.float32)
-    return _percentile(recent) + _percentile(count)
+    recent_mask = _recent_mask(histories.times)
+    count, recent = _counts(histories, recent_mask)
+    out = []
+    for rows in groups:
+        events = histories.event_positions(np.asarray(rows, dtype=np.int64))
+        gone = histories.items[events].astype(np.int64)
+        gone_recent = gone[recent_mask[events]]
+        out.append(
+            _percentile(recent - np.bincount(gone_recent, minlength=histories.n_items))
+            + _percentile(count - np.bincount(gone, minlength=histories.n_items))
+        )
+    return out
 
 
-def _counts(histories: Histories) -> tuple[np.ndarray, np.ndarray]:
+def _counts(
+    histories: Histories, recent_mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Events per item, overall and among the newest ``RECENT_SHARE`` of events."""
     items = histories.items.astype(np.int64)
     count = np.bincount(items, minlength=histories.n_items).astype(np.float32)
-    recent_mask = _recent_mask(histories.times)
+    if recent_mask is None:
+        recent_mask = _recent_mask(histories.times)
     recent = np.bincount(items[recent_mask], minlength=histories.n_items).astype(np.float32)
     return count, recent
 

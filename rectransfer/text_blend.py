@@ -102,9 +102,9 @@ def fit_text_blend(prepared: PreparedRetailer, *, random_state: int = 0) -> Text
     totals = dict.fromkeys(WEIGHTS, 0.0)
     deep_totals = dict.fromkeys(WEIGHTS, 0.0)
     folds = np.array_split(rng.permutation(with_text), FOLDS)
-    for fold in folds:
-        # popularity as a newcomer would see it: without this fold's customers
-        popularity_z = standardise(popularity_without(histories, fold))
+    # popularity as a newcomer would see it: each fold counted without its own customers
+    for fold, popularity in zip(folds, popularity_without(histories, folds), strict=True):
+        popularity_z = standardise(popularity)
         for start in range(0, len(fold), BLOCK):
             rows = np.sort(fold[start : start + BLOCK])
             relevant = np.zeros((len(rows), histories.n_items), dtype=bool)

@@ -108,9 +108,7 @@ def test_popularity_without_some_customers_takes_out_their_events_only():
         n_items=5,
     )
     full = BehaviourStats.build(histories)
-    assert np.allclose(
-        popularity_without(histories, np.array([], dtype=np.int64)), full.recent_pct + full.pop_pct
-    )
-    without = popularity_without(histories, np.array([2]))
+    nobody, without = popularity_without(histories, [np.array([], dtype=np.int64), np.array([2])])
+    assert np.allclose(nobody, full.recent_pct + full.pop_pct)
     assert without[3] == 0 and without[4] == 0  # as unknown as an item nobody took
     assert without[1] > 0 and without[2] > 0
