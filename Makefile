@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first, the CPU build, so that nothing later pulls a CUDA build
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev,bench,dask]"
+	$(BIN)/pip install --quiet -e ".[dev,bench,dask,compiled]"
 	touch $(STAMP)
 
 demo: $(STAMP)  ## pretrain on the sample source shops, adapt to the target, export Parquet
