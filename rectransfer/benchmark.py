@@ -459,8 +459,9 @@ def run_cold_customers(
     """Customers known only by their own words: hide all interactions of a seeded 20% of the
     customers with text and recommend from their text alone, compared with popularity; all rows
     are scored against every item they really interacted with. Rows: ``text`` (similarity
-    alone), ``popularity`` and ``text+popularity`` (the blend ``recommend`` serves them, its
-    weight chosen on the other customers; :mod:`rectransfer.text_blend`)."""
+    alone), ``popularity``, ``neighbours`` (what the known customers nearest by text took, with
+    the chosen K) and ``text-path`` (the blend ``recommend`` serves them, chosen on the other
+    customers; :mod:`rectransfer.text_blend`)."""
     if target.users is None:
         raise ConfigError(
             f"{target.name!r} has no users file; --cold-customers needs customers' own text."
@@ -499,36 +500,49 @@ def run_cold_customers(
     stats = prepared.serving_stats
     popularity = np.where(allowed, stats.recent_pct + stats.pop_pct, -np.inf)
     popular_top = np.tile(np.argsort(-popularity, kind="stable")[:width], (len(cold), 1))
-    # what recommend serves them: the weight is chosen on the other customers (the held-out
-    # ones have no interactions left to choose on)
+    # what recommend serves them: weights and K are chosen on the other customers (the held-out
+    # ones have no interactions left to choose on), and they are not in the neighbour pool
     text_blend = prepared.text_blend
-    blend_scores = text_blend.scores(
-        prepared.user_vectors[cold_rows],
+    cold_vectors = prepared.user_vectors[cold_rows]
+    neighbour_scores = prepared.neighbour_pool.scores(cold_vectors, text_blend.k)
+    neighbour_scores[:, ~allowed] = -np.inf
+    neighbours_top = np.argsort(-neighbour_scores, axis=1, kind="stable")[:, :width]
+    served = text_blend.scores(
+        cold_vectors,
         prepared.catalogue.vectors,
         stats.recent_pct + stats.pop_pct,
+        prepared.neighbour_pool,
     )
-    blend_scores[:, ~allowed] = -np.inf
-    blend_top = np.argsort(-blend_scores, axis=1, kind="stable")[:, :width]
+    served[:, ~allowed] = -np.inf
+    served_top = np.argsort(-served, axis=1, kind="stable")[:, :width]
     rows = [
         {"model": name, "users": len(cold), **_set_metrics(top, relevant, ks)}
         for name, top in (
             ("text", text_top),
             ("popularity", popular_top),
-            ("text+popularity", blend_top),
+            ("neighbours", neighbours_top),
+            ("text-path", served_top),
         )
     ]
     return {
         "target": target.name,
         "protocol": (
             f"cold customers: {COLD_SHARE:.0%} of the customers with text (seed {seed}) have all "
-            "interactions hidden; lists from their text vs popularity, scored against every item "
-            "they interacted with"
+            "interactions hidden; lists from their text, their text neighbours and popularity, "
+            "scored against every item they interacted with"
         ),
         "base": {"model_version": base.model_version, "encoder": base.config.encoder.name},
         "text_blend": {
-            "weight": text_blend.weight,
+            "text": text_blend.text,
+            "neighbours": text_blend.neighbours,
+            "popularity": text_blend.popularity,
+            "k": text_blend.k,
             "customers": text_blend.customers,
-            "ndcg@10_by_weight": {str(w): v for w, v in text_blend.ndcg.items()},
+            "pool": prepared.neighbour_pool.size,
+            "ndcg@10_by_choice": [
+                {"text": a, "neighbours": b, "popularity": c, "k": k, "ndcg@10": v}
+                for (a, b, c, k), v in text_blend.ndcg.items()
+            ],
             "reason": text_blend.reason,
         },
         "results": rows,

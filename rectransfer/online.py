@@ -68,8 +68,8 @@ def recommend_for(
     -------
     polars.DataFrame
         ``item_id, rank, score, source`` with the same paths as the batch export: ``ranker`` with
-        a history, ``text`` with only text (``popular`` where the shop's text weight is 0), else
-        ``popular``; short lists are topped up with popular items.
+        a history, ``text`` with only text (``popular`` where the shop's text path is all
+        popularity), else ``popular``; short lists are topped up with popular items.
 
     Examples
     --------
@@ -108,9 +108,12 @@ def recommend_for(
             (ranked[0][1], ranked[0][2]) if ranked else (np.zeros(0, np.int64), np.zeros(0))
         )
         source = "ranker"
-    elif has_text and prepared.text_blend.weight > 0:
+    elif has_text and not prepared.text_blend.popular_only:
         sims = prepared.text_blend.scores(
-            vector, prepared.catalogue.vectors, stats.recent_pct + stats.pop_pct
+            vector,
+            prepared.catalogue.vectors,
+            stats.recent_pct + stats.pop_pct,
+            prepared.neighbour_pool,
         )[0]
         sims[~allowed] = -np.inf
         sims[blocked] = -np.inf

@@ -14,6 +14,7 @@ from rectransfer.schema import Columns, RetailerData
 from rectransfer.stats import BehaviourStats
 from rectransfer.text import user_texts
 from rectransfer.text_blend import TextBlend, fit_text_blend
+from rectransfer.text_neighbours import NeighbourPool
 from rectransfer.user_vectors import UserVectors
 
 
@@ -47,8 +48,13 @@ class PreparedRetailer:
         return BehaviourStats.build(self.index.histories)
 
     @cached_property
+    def neighbour_pool(self) -> NeighbourPool:
+        """The known customers that text-only customers are compared with (built once)."""
+        return NeighbourPool.build(self.index.histories, self.user_vectors)
+
+    @cached_property
     def text_blend(self) -> TextBlend:
-        """How much customers known only by their text trust it over popularity (chosen once)."""
+        """How customers known only by their text are served: weights chosen once."""
         return fit_text_blend(self)
 
 

@@ -4,8 +4,9 @@ Every customer gets up to ``k`` items, by the first path that applies:
 
 * ``ranker``: customers with history: candidates from their history and text, scored by the model;
 * ``text``: customers with no history but their own text: the catalogue by similarity to that text,
-  blended with popularity by a weight chosen on the retailer's own customers
-  (:mod:`rectransfer.text_blend`; where that weight is 0 they get the popular list);
+  by what the known customers who write like them took, and by popularity, with weights chosen on
+  the retailer's own customers (:mod:`rectransfer.text_blend`; where popularity takes all the
+  weight they get the popular list);
 * ``popular``: everyone else (unknown or silent customers): the shop's popular items, recent first.
 
 Rules hold on every path: items the customer already bought are left out (``exclude_bought``;
@@ -23,12 +24,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from rectransfer.compiled_scoring import COMPILE_MIN_CUSTOMERS
 from rectransfer.errors import ConfigError
 from rectransfer.features import CandidateConfig, Queries, chunk_size, iter_candidate_rows
 from rectransfer.histories import Histories
 from rectransfer.parallel import map_in_threads
 from rectransfer.schema import Columns, RetailerData
-from rectransfer.text_blend import blend, standardise
 
 if TYPE_CHECKING:
     from rectransfer.model import RecModel
@@ -132,6 +133,8 @@ def recommend(
     # Chunks are independent: score them on several threads, cut where iter_candidate_rows
     # would cut them, so lists do not depend on the thread count.
     ranker_rows = np.unique(rows[known & (lengths > 0)])
+    if len(ranker_rows) >= COMPILE_MIN_CUSTOMERS:
+        model.compile_scoring()  # seconds to compile, several times faster per row after
     step = chunk_size(prepared.catalogue.n_items)
     blocks = [ranker_rows[start : start + step] for start in range(0, len(ranker_rows), step)]
     for block_lists in map_in_threads(ranked, blocks, threads):
@@ -140,14 +143,17 @@ def recommend(
 
     text_rows = np.unique(rows[known & (lengths == 0) & has_text])
     if len(text_rows):
-        weight = prepared.text_blend.weight
-        popularity_z = standardise(stats.recent_pct + stats.pop_pct)
-        if weight <= 0:  # text says nothing at this shop: they get the popular list as such
+        text_blend = prepared.text_blend  # chosen on first need: a calibration per retailer
+        if text_blend.popular_only:  # text says nothing at this shop: the popular list as such
             text_rows = text_rows[:0]
     for start in range(0, len(text_rows), TEXT_BLOCK):
         block_rows = text_rows[start : start + TEXT_BLOCK]
-        similarity = prepared.user_vectors[block_rows] @ prepared.catalogue.vectors.T
-        sims = blend(similarity, popularity_z, weight)
+        sims = text_blend.scores(
+            prepared.user_vectors[block_rows],
+            prepared.catalogue.vectors,
+            stats.recent_pct + stats.pop_pct,
+            prepared.neighbour_pool,
+        )
         sims[:, ~allowed] = -np.inf
         for user, sim_row in zip(block_rows, sims, strict=True):
             items = top_k(sim_row, k)

@@ -156,6 +156,7 @@ def test_write_report_is_atomic(tmp_path):
 def test_cold_customers_are_served_from_their_text_better_than_popularity(broad, shop):
     from rectransfer.benchmark import run_cold_customers
 
+    weights = ("text", "neighbours", "popularity")
     report = run_cold_customers(broad, shop, ks=(10,), seed=0)
     rows = {r["model"]: r for r in report["results"]}
     assert rows["text"]["users"] == rows["popularity"]["users"] == 30  # 20% of 150
@@ -163,9 +164,22 @@ def test_cold_customers_are_served_from_their_text_better_than_popularity(broad,
     assert 0 <= rows["text"]["recall@10"] <= 1
     # the served blend leans on text here, and was chosen on the other customers only
     blend = report["text_blend"]
-    assert blend["weight"] > 0
-    assert blend["customers"] == 120  # the 150 customers with text, less the 30 held out
-    assert rows["text+popularity"]["ndcg@10"] > 2 * rows["popularity"]["ndcg@10"]
+    assert blend["popularity"] < 1
+    assert blend["text"] + blend["neighbours"] + blend["popularity"] == pytest.approx(1.0)
+    assert blend["customers"] == blend["pool"] == 120  # the 150 with text, less the 30 held out
+    assert len(blend["ndcg@10_by_choice"]) == 35
+    (chosen,) = [
+        c
+        for c in blend["ndcg@10_by_choice"]
+        if (c["text"], c["neighbours"], c["popularity"]) == tuple(blend[w] for w in weights)
+        and c["k"] == (blend["k"] if blend["neighbours"] else 0)
+    ]
+    best = max(c["ndcg@10"] for c in blend["ndcg@10_by_choice"])
+    assert chosen["ndcg@10"] == pytest.approx(best, abs=1e-9)
+    assert set(rows) == {"text", "popularity", "neighbours", "text-path"}
+    assert rows["text-path"]["ndcg@10"] > 2 * rows["popularity"]["ndcg@10"]
+    # customers who write alike take alike here: their neighbours find it too
+    assert rows["neighbours"]["ndcg@10"] > 2 * rows["popularity"]["ndcg@10"]
 
 
 def test_cold_customers_need_a_users_file(broad, shop):

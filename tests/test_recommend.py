@@ -164,13 +164,17 @@ def test_a_bad_thread_count_is_refused(broad, shop, threads):
         broad.recommend(shop, k=5, threads=threads)
 
 
-def test_the_text_path_follows_the_weight_chosen_for_the_retailer(broad, shop, monkeypatch):
+def test_the_text_path_follows_the_weights_chosen_for_the_retailer(broad, shop, monkeypatch):
     import rectransfer.prepare
     from rectransfer.text_blend import TextBlend
 
-    # a retailer whose customers' text turned out to say nothing: weight 0 is the popular list
-    monkeypatch.setattr(rectransfer.prepare, "fit_text_blend", lambda _: TextBlend(0.0, 0))
-    fresh = replace(shop)  # another data object: prepared anew, with this choice
+    def served(choice: tuple[float, float, float, int]) -> rt.RetailerData:
+        """Another data object, prepared anew with this choice of the text path."""
+        monkeypatch.setattr(rectransfer.prepare, "fit_text_blend", lambda _: TextBlend(*choice, 0))
+        return replace(shop)
+
+    # a retailer whose customers' text turned out to say nothing: all popularity is the popular list
+    fresh = served((0.0, 0.0, 1.0, 50))
     recs = broad.recommend(fresh, ["SH-cold0", "never-seen"], k=5)
     lists = {u: g["item_id"].to_list() for (u,), g in recs.group_by("user_id")}
     assert lists["SH-cold0"] == lists["never-seen"]
@@ -180,10 +184,17 @@ def test_the_text_path_follows_the_weight_chosen_for_the_retailer(broad, shop, m
     assert online["item_id"].to_list() == lists["SH-cold0"]
     assert set(online["source"]) == {"popular"}
 
-    # a middling weight: text reorders the list, and batch and online agree
-    monkeypatch.setattr(rectransfer.prepare, "fit_text_blend", lambda _: TextBlend(0.5, 0))
-    fresh = replace(shop)
-    batch = broad.recommend(fresh, ["SH-cold0"], k=5)
-    assert set(batch["source"]) == {"text"} and batch["item_id"].to_list() != lists["SH-cold0"]
-    online = rt.recommend_for(broad, fresh, text=text, k=5)
-    assert online["item_id"].to_list() == batch["item_id"].to_list()
+    # text and popularity, then text, neighbours and popularity: each reorders the list, and
+    # batch and online agree on every one
+    seen = [lists["SH-cold0"]]
+    for choice in [(0.5, 0.0, 0.5, 50), (0.0, 0.75, 0.25, 2), (0.25, 0.5, 0.25, 2)]:
+        fresh = served(choice)
+        batch = broad.recommend(fresh, ["SH-cold0"], k=5)
+        assert set(batch["source"]) == {"text"}
+        online = rt.recommend_for(broad, fresh, text=text, k=5)
+        assert online["item_id"].to_list() == batch["item_id"].to_list()
+        assert online["score"].to_list() == pytest.approx(batch["score"].to_list(), rel=1e-5)
+        assert batch["item_id"].to_list() not in seen
+        seen.append(batch["item_id"].to_list())
+    prepared = broad.prepare(fresh)
+    assert prepared.neighbour_pool is prepared.neighbour_pool  # built once, then reused
