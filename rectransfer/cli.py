@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rectransfer.errors import RecTransferError
 from rectransfer.perf import BENCHMARKS, benchmark_module
-from rectransfer.ranker import EARLY_STOPPING_ROUNDS
+from rectransfer.ranker import BROAD_EARLY_STOPPING_ROUNDS
 
 
 def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--early-stopping-rounds",
         type=int,
-        default=EARLY_STOPPING_ROUNDS,
+        default=BROAD_EARLY_STOPPING_ROUNDS,
         help="rounds without a better validation score before training stops; larger trains "
         "longer, with more trees to score (default: %(default)s)",
     )
@@ -274,7 +274,7 @@ def _run(args: argparse.Namespace) -> None:
             write_report(cold, args.out)
             for row in cold["results"]:
                 print(", ".join(f"{k}: {v}" for k, v in row.items()))
-            print(f"text+popularity weight: {cold['text_blend']['reason']}")
+            print(f"text-path weights: {cold['text_blend']['reason']}")
             print(f"results -> {args.out}")
             return
         report = run_benchmark(

@@ -8,6 +8,7 @@ from rectransfer.adapt import adapt
 from rectransfer.evaluation import ndcg_at, target_ranks
 from rectransfer.features import CandidateConfig
 from rectransfer.prepare import prepare
+from rectransfer.ranker import EARLY_STOPPING_ROUNDS
 from rectransfer.training_data import labelled_rows
 
 from .conftest import make_shop
@@ -109,7 +110,7 @@ def test_a_blend_ships_as_one_booster_scoring_adapted_plus_local(
     assert loaded.recommend(target, k=5).equals(model.recommend(target, k=5))
 
 
-def test_pretraining_can_wait_longer_before_it_stops_early(sources, encoder, monkeypatch):
+def test_pretraining_waits_as_long_as_asked_before_it_stops_early(sources, encoder, monkeypatch):
     pretrain_module = importlib.import_module("rectransfer.pretrain")
     seen = []
     real = pretrain_module.train_ranker
@@ -119,9 +120,10 @@ def test_pretraining_can_wait_longer_before_it_stops_early(sources, encoder, mon
         return real(*args, **kwargs)
 
     monkeypatch.setattr(pretrain_module, "train_ranker", spy)
-    model = rt.pretrain(sources[:2], encoder=encoder, random_state=0, early_stopping_rounds=100)
+    model = rt.pretrain(sources[:2], encoder=encoder, random_state=0, early_stopping_rounds=7)
     rt.pretrain(sources[:2], encoder=encoder, random_state=0)
-    assert seen == [100, 30]
-    assert model.config.params["early_stopping_rounds"] == 100
+    # the broad model waits longer by default than adaptation does
+    assert seen == [7, 100] and EARLY_STOPPING_ROUNDS == 30
+    assert model.config.params["early_stopping_rounds"] == 7
     with pytest.raises(rt.ConfigError, match="early_stopping_rounds"):
         rt.pretrain(sources[:2], encoder=encoder, early_stopping_rounds=0)
