@@ -15,8 +15,10 @@ only slower.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,24 @@ PROBE_ROWS = 4_000
 TOLERANCE = 1e-9
 ZERO_SPLIT = 1e-30  # thresholds this close to zero are LightGBM's "is it below zero" splits
 
+# Compiled models kept per process: the chunks of one export (each with its own RecModel object,
+# possibly on a worker process) compile their model once, not once per chunk.
+MAX_CACHED_MODELS = 8
+
 Scorer = Callable[[np.ndarray], np.ndarray]
+_cache: dict[str, Scorer | None] = {}
+_cache_lock = threading.Lock()
+
+
+def cached_scorer(booster: lgb.Booster) -> Scorer | None:
+    """:func:`compile_booster`, once per process for each distinct model text."""
+    key = hashlib.sha256(booster.model_to_string().encode()).hexdigest()
+    with _cache_lock:
+        if key not in _cache:
+            if len(_cache) >= MAX_CACHED_MODELS:
+                del _cache[next(iter(_cache))]  # the oldest: a nightly run goes shop by shop
+            _cache[key] = compile_booster(booster)
+        return _cache[key]
 
 
 def compile_booster(booster: lgb.Booster) -> Scorer | None:

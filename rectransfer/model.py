@@ -14,7 +14,7 @@ import lightgbm as lgb
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from rectransfer.compiled_scoring import Scorer, compile_booster
+from rectransfer.compiled_scoring import Scorer, cached_scorer
 from rectransfer.encoder import Encoder, load_encoder
 from rectransfer.encoder_tuning import EncoderTuning
 from rectransfer.errors import IncompatibleArtifactError
@@ -182,11 +182,11 @@ class RecModel:
         Worth it before scoring many customers (seconds to compile, then several times faster;
         :mod:`rectransfer.compiled_scoring`). Needs the ``compiled`` extra; the scores are the
         same either way. Returns whether compiled scoring is in use. Safe to call from several
-        threads; compiles at most once per model object.
+        threads; a model is compiled once per process (other objects of the same model reuse it).
         """
         with self._compile_lock:
             if not self._compile_tried:
-                self._compiled = compile_booster(self.booster)
+                self._compiled = cached_scorer(self.booster)
                 self._compile_tried = True
         return self._compiled is not None
 

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+import rectransfer.compiled_scoring as compiled_scoring
 from rectransfer.compiled_scoring import ZERO_SPLIT, compile_booster, probe_rows
 from rectransfer.model import RecModel
 from rectransfer.ranker import predict
@@ -21,6 +22,11 @@ recommend_module = importlib.import_module(
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(3000, 6))
 Y = (X[:, 0] + 0.5 * X[:, 1] + RNG.normal(size=3000) > 0).astype(int)
+
+
+@pytest.fixture(autouse=True)
+def _no_compiled_models_from_other_tests(monkeypatch):
+    monkeypatch.setattr(compiled_scoring, "_cache", {})
 
 
 def _ranker(rounds: int = 40) -> lgb.Booster:
@@ -122,3 +128,21 @@ def test_a_compiled_model_pickles_and_compiles_again_where_it_lands():
     assert copy._compiled is None
     assert copy.compile_scoring()
     assert np.allclose(copy.score(X), predict(booster, X), rtol=1e-9, atol=1e-9)
+
+
+def test_a_model_is_compiled_once_per_process_whatever_objects_hold_it(monkeypatch):
+    calls = []
+    monkeypatch.setattr(
+        compiled_scoring, "compile_booster", lambda booster: calls.append(booster) or predict
+    )
+    monkeypatch.setattr(compiled_scoring, "MAX_CACHED_MODELS", 2)
+    first, other = _ranker(), _ranker(rounds=5)
+    # the chunks of one export each wrap the same booster in a new RecModel
+    for _ in range(3):
+        assert RecModel(first, config=None).compile_scoring()  # type: ignore[arg-type]
+    assert len(calls) == 1
+    RecModel(other, config=None).compile_scoring()  # type: ignore[arg-type]
+    RecModel(_ranker(rounds=6), config=None).compile_scoring()  # type: ignore[arg-type]
+    assert len(calls) == 3 and len(compiled_scoring._cache) == 2  # the oldest went
+    RecModel(first, config=None).compile_scoring()  # type: ignore[arg-type]
+    assert len(calls) == 4
