@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from rectransfer.encoder import HashingEncoder, SentenceTransformerEncoder
+from rectransfer.histories import Histories
 from rectransfer.schema import RetailerData
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,6 +200,18 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ.pop("RECTRANSFER_CACHE_DIR", None)
     else:
         os.environ["RECTRANSFER_CACHE_DIR"] = previous
+
+
+def histories_of(sequences: list[list[int]], n_items: int) -> Histories:
+    """Histories of customers 0..n-1 from their item sequences, oldest first."""
+    lengths = [len(s) for s in sequences]
+    items = np.array([i for s in sequences for i in s], dtype=np.int32)
+    return Histories(
+        indptr=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        items=items,
+        times=np.arange(len(items), dtype=np.int64),
+        n_items=n_items,
+    )
 
 
 def write_shop(data: RetailerData, folder: Path) -> Path:

@@ -6,7 +6,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from rectransfer.histories import Histories
 from rectransfer.text_blend import (
     DEFAULT_CHOICE,
     NEIGHBOURS,
@@ -20,19 +19,9 @@ from rectransfer.text_blend import (
 )
 from rectransfer.text_neighbours import NeighbourPool
 from rectransfer.user_vectors import UserVectors
+from tests.conftest import histories_of
 
 N_ITEMS = 30
-
-
-def _histories(sequences: list[list[int]]) -> Histories:
-    lengths = [len(s) for s in sequences]
-    items = np.array([i for s in sequences for i in s], dtype=np.int32)
-    return Histories(
-        indptr=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-        items=items,
-        times=np.arange(len(items), dtype=np.int64),
-        n_items=N_ITEMS,
-    )
 
 
 def _prepared(
@@ -43,7 +32,7 @@ def _prepared(
 ):
     """What fit_text_blend reads of a prepared retailer: item vectors (one-hot unless given),
     customers' text and the neighbour pool built from them."""
-    histories = _histories(sequences)
+    histories = histories_of(sequences, N_ITEMS)
     user_vectors = UserVectors.of(np.array(text_rows), text, len(sequences))
     return SimpleNamespace(
         index=SimpleNamespace(histories=histories),

@@ -3,20 +3,9 @@
 import numpy as np
 import pytest
 
-from rectransfer.histories import Histories
 from rectransfer.text_neighbours import NeighbourPool, nearest
 from rectransfer.user_vectors import UserVectors
-
-
-def _histories(sequences: list[list[int]], n_items: int) -> Histories:
-    lengths = [len(s) for s in sequences]
-    items = np.array([i for s in sequences for i in s], dtype=np.int32)
-    return Histories(
-        indptr=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-        items=items,
-        times=np.arange(len(items), dtype=np.int64),
-        n_items=n_items,
-    )
+from tests.conftest import histories_of
 
 
 def _unit(*angles: float) -> np.ndarray:
@@ -28,7 +17,7 @@ def pool() -> NeighbourPool:
     # five customers; the fourth has no text and the fifth no interactions: neither is in the pool
     sequences = [[0, 1, 1], [1, 2], [3], [0, 1, 2, 3], []]
     vectors = UserVectors.of(np.array([0, 1, 2, 4]), _unit(0.0, 0.5, 3.0, 0.1), 5)
-    return NeighbourPool.build(_histories(sequences, 4), vectors)
+    return NeighbourPool.build(histories_of(sequences, 4), vectors)
 
 
 def test_the_pool_holds_customers_with_text_and_interactions(pool):
@@ -74,7 +63,7 @@ def test_ties_at_the_kth_place_keep_the_lowest_positions_whatever_the_block():
 def test_the_pool_is_capped_by_a_seeded_sample():
     sequences = [[i % 4] for i in range(50)]
     vectors = UserVectors.of(np.arange(50), _unit(*np.linspace(0, 1, 50)), 50)
-    histories = _histories(sequences, 4)
+    histories = histories_of(sequences, 4)
     small = NeighbourPool.build(histories, vectors, max_pool=10)
     assert small.size == 10 and np.all(np.diff(small.rows) > 0)
     assert np.array_equal(NeighbourPool.build(histories, vectors, max_pool=10).rows, small.rows)
