@@ -37,8 +37,10 @@ if TYPE_CHECKING:
 PURCHASE_EVENTS = ("purchase", "buy", "order", "transaction", "checkout")
 # Text-only customers are scored this many at a time. Block boundaries matter for exact
 # reproducibility: BLAS may round a product differently for another block shape, so
-# rectransfer.fanout cuts customer chunks on these boundaries.
-TEXT_BLOCK = 1024
+# rectransfer.fanout cuts customer chunks on these boundaries. A block holds several block x
+# catalogue float32 matrices (similarity, neighbours, the blend): 256 keeps them near 50 MB each
+# at 50,000 products.
+TEXT_BLOCK = 256
 SOURCE = "source"
 OUTPUT_SCHEMA = {
     Columns.USER: pl.String,

@@ -46,7 +46,10 @@ DEFAULT_NEIGHBOURS = 50  # K reported where none was chosen
 METRIC_K = 10
 TIE_BREAK_K = 50  # choices equal at METRIC_K are told apart deeper down the list
 FOLDS = 5  # each fifth of them is measured without its own customers
-BLOCK = 256  # calibration customers scored at a time (a block x catalogue float32 matrix)
+# Calibration customers scored at a time. Each block holds several block x catalogue float32
+# matrices (similarity, neighbours at every K, the blend): at 50,000 products 256 added 0.55 GB to
+# the peak, 64 adds 0.18 GB and is no slower.
+BLOCK = 64
 
 
 def choices() -> list[Choice]:
