@@ -15,7 +15,6 @@ only slower.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import tempfile
 import threading
@@ -47,9 +46,9 @@ _cache: dict[str, Scorer | None] = {}
 _cache_lock = threading.Lock()
 
 
-def cached_scorer(booster: lgb.Booster) -> Scorer | None:
-    """:func:`compile_booster`, once per process for each distinct model text."""
-    key = hashlib.sha256(booster.model_to_string().encode()).hexdigest()
+def cached_scorer(booster: lgb.Booster, key: str) -> Scorer | None:
+    """:func:`compile_booster`, once per process for each ``key`` (a model's version: the
+    digest of its trees)."""
     with _cache_lock:
         if key not in _cache:
             if len(_cache) >= MAX_CACHED_MODELS:

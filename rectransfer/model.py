@@ -186,7 +186,7 @@ class RecModel:
         """
         with self._compile_lock:
             if not self._compile_tried:
-                self._compiled = cached_scorer(self.booster)
+                self._compiled = cached_scorer(self.booster, self.model_version)
                 self._compile_tried = True
         return self._compiled is not None
 

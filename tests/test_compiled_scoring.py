@@ -4,6 +4,7 @@ import importlib
 import logging
 import pickle
 import sys
+from types import SimpleNamespace
 
 import lightgbm as lgb
 import numpy as np
@@ -20,6 +21,7 @@ recommend_module = importlib.import_module(
     "rectransfer.recommend"
 )  # the package re-exports the function
 RNG = np.random.default_rng(0)
+CONFIG = SimpleNamespace(kind="broad")  # what compiling reads of a model's config
 X = RNG.normal(size=(3000, 6))
 Y = (X[:, 0] + 0.5 * X[:, 1] + RNG.normal(size=3000) > 0).astype(int)
 
@@ -72,11 +74,11 @@ def test_compiled_scores_equal_lightgbm():
     assert scorer(fresh[:0]).shape == (0,)
 
 
-def test_without_lleaves_scoring_stays_with_lightgbm(monkeypatch, caplog):
+def test_without_lleaves_scoring_stays_with_lightgbm(monkeypatch):
     monkeypatch.setitem(sys.modules, "lleaves", None)  # import fails as when not installed
     booster = _ranker()
     assert compile_booster(booster) is None
-    model = RecModel(booster, config=None)  # type: ignore[arg-type]
+    model = RecModel(booster, config=CONFIG)  # type: ignore[arg-type]
     assert model.compile_scoring() is False
     assert np.array_equal(model.score(X), predict(booster, X))
 
@@ -122,7 +124,7 @@ def test_a_large_batch_is_scored_compiled_with_the_same_lists(broad, target, mon
 def test_a_compiled_model_pickles_and_compiles_again_where_it_lands():
     pytest.importorskip("lleaves")
     booster = _ranker()
-    model = RecModel(booster, config=None)  # type: ignore[arg-type]
+    model = RecModel(booster, config=CONFIG)  # type: ignore[arg-type]
     assert model.compile_scoring()
     copy = pickle.loads(pickle.dumps(model))
     assert copy._compiled is None
@@ -139,10 +141,10 @@ def test_a_model_is_compiled_once_per_process_whatever_objects_hold_it(monkeypat
     first, other = _ranker(), _ranker(rounds=5)
     # the chunks of one export each wrap the same booster in a new RecModel
     for _ in range(3):
-        assert RecModel(first, config=None).compile_scoring()  # type: ignore[arg-type]
+        assert RecModel(first, config=CONFIG).compile_scoring()  # type: ignore[arg-type]
     assert len(calls) == 1
-    RecModel(other, config=None).compile_scoring()  # type: ignore[arg-type]
-    RecModel(_ranker(rounds=6), config=None).compile_scoring()  # type: ignore[arg-type]
+    RecModel(other, config=CONFIG).compile_scoring()  # type: ignore[arg-type]
+    RecModel(_ranker(rounds=6), config=CONFIG).compile_scoring()  # type: ignore[arg-type]
     assert len(calls) == 3 and len(compiled_scoring._cache) == 2  # the oldest went
-    RecModel(first, config=None).compile_scoring()  # type: ignore[arg-type]
+    RecModel(first, config=CONFIG).compile_scoring()  # type: ignore[arg-type]
     assert len(calls) == 4
