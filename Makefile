@@ -22,10 +22,11 @@ test: $(STAMP)  ## the whole test suite (unit, end-to-end with the real encoder,
 test-slow: $(STAMP)  ## the long crash-safety loops (many SIGKILLs and saves), about two minutes
 	$(BIN)/python -m pytest -m slow
 
-lint: $(STAMP)  ## ruff and mypy
+lint: $(STAMP)  ## ruff, mypy and the layer contract (docs/ARCHITECTURE.md)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) demo_output

@@ -6,8 +6,8 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, ConfigDict
 
-from rectransfer.report import RetailerOutcome, markdown_report
-from rectransfer.tasks import (
+from rectransfer.orchestration.report import RetailerOutcome, markdown_report
+from rectransfer.orchestration.tasks import (
     adapt_task,
     encoder_from,
     load_model_task,

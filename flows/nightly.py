@@ -3,11 +3,12 @@
 One retailer's failure is recorded in the report and does not stop the others; the flow run ends
 failed (after the report is written) when any retailer failed, so schedulers and alerts see it.
 
-The work fans out (see ``rectransfer.tasks.export_retailers``): one task per retailer makes it ready
-(adapted or loaded, then prepared), one task per chunk of its customers recommends, one task writes
-its partition. ``runner`` says where those tasks run: ``"local"`` (one at a time in this process)
-or ``"dask"`` (a Dask cluster; see ``rectransfer.runners``). ``nightly`` runs ``nightly_run`` as a
-subflow on that runner; call ``nightly_run.with_options(task_runner=...)`` for any other runner.
+The work fans out (see ``rectransfer.orchestration.tasks.export_retailers``): one task per retailer
+makes it ready (adapted or loaded, then prepared), one task per chunk of its customers recommends,
+one task writes its partition. ``runner`` says where those tasks run: ``"local"`` (one at a time in
+this process) or ``"dask"`` (a Dask cluster; see ``rectransfer.orchestration.runners``). ``nightly``
+runs ``nightly_run`` as a subflow on that runner; call ``nightly_run.with_options(task_runner=...)``
+for any other runner.
 """
 
 from __future__ import annotations
@@ -16,12 +17,17 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, ConfigDict, PositiveInt
 
+from rectransfer.data.retailer import retailer_folders
 from rectransfer.errors import RecTransferError
-from rectransfer.fanout import DEFAULT_CHUNK_SIZE
-from rectransfer.report import RetailerOutcome, markdown_report
-from rectransfer.runners import Runner, retailers_in_flight, with_runner
-from rectransfer.schema import retailer_folders
-from rectransfer.tasks import adapt_or_load_task, encoder_from, export_retailers, load_model_task
+from rectransfer.orchestration.report import RetailerOutcome, markdown_report
+from rectransfer.orchestration.runners import Runner, retailers_in_flight, with_runner
+from rectransfer.orchestration.tasks import (
+    adapt_or_load_task,
+    encoder_from,
+    export_retailers,
+    load_model_task,
+)
+from rectransfer.serving.fanout import DEFAULT_CHUNK_SIZE
 
 
 class NightlyParams(BaseModel):

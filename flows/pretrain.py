@@ -8,7 +8,12 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, ConfigDict
 
-from rectransfer.tasks import encoder_from, load_retailer, pretrain_task, save_model_task
+from rectransfer.orchestration.tasks import (
+    encoder_from,
+    load_retailer,
+    pretrain_task,
+    save_model_task,
+)
 
 
 class PretrainParams(BaseModel):

@@ -2,7 +2,7 @@
 
 The retailer is prepared once by one task, its customers are recommended for in chunks of
 ``chunk_size`` by one task each, and one task writes the partition in customer order (see
-``rectransfer.fanout``). ``runner`` says where the tasks run, as for the nightly flow.
+``rectransfer.serving.fanout``). ``runner`` says where the tasks run, as for the nightly flow.
 """
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ from __future__ import annotations
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, PositiveInt
 
-from rectransfer.fanout import DEFAULT_CHUNK_SIZE
-from rectransfer.runners import Runner, with_runner
-from rectransfer.tasks import (
+from rectransfer.orchestration.runners import Runner, with_runner
+from rectransfer.orchestration.tasks import (
     encoder_from,
     load_ready_task,
     result_or_cause,
     submit_export,
     submit_plan,
 )
+from rectransfer.serving.fanout import DEFAULT_CHUNK_SIZE
 
 
 class RecommendParams(BaseModel):

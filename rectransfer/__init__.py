@@ -22,8 +22,8 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-from rectransfer.adapt import adapt
-from rectransfer.encoder import Encoder, HashingEncoder, SentenceTransformerEncoder, load_encoder
+from rectransfer.data.columns import Columns
+from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import (
     ConfigError,
     DataQualityWarning,
@@ -31,18 +31,21 @@ from rectransfer.errors import (
     RecTransferError,
     SchemaError,
 )
-from rectransfer.export import (
+from rectransfer.model.config import GuardReport
+from rectransfer.model.recmodel import RecModel
+from rectransfer.ranking.candidates import CandidateConfig
+from rectransfer.ranking.features import FEATURE_NAMES
+from rectransfer.serving.export import (
     read_recommendations,
     write_recommendation_chunks,
     write_recommendations,
 )
-from rectransfer.features import FEATURE_NAMES, CandidateConfig
-from rectransfer.guard import GuardReport
-from rectransfer.model import RecModel
-from rectransfer.online import recommend_for
-from rectransfer.pretrain import pretrain
-from rectransfer.recommend import iter_recommendations, recommend
-from rectransfer.schema import Columns, RetailerData
+from rectransfer.serving.online import recommend_for
+from rectransfer.serving.recommend import iter_recommendations, recommend
+from rectransfer.text.encoder import Encoder, HashingEncoder, SentenceTransformerEncoder
+from rectransfer.text.load import load_encoder
+from rectransfer.transfer.adapt import adapt
+from rectransfer.transfer.pretrain import pretrain
 
 __all__ = [
     "FEATURE_NAMES",

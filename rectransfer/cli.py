@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rectransfer.errors import RecTransferError
-from rectransfer.perf import BENCHMARKS, benchmark_module
-from rectransfer.ranker import BROAD_EARLY_STOPPING_ROUNDS
+from rectransfer.evaluation.perf import BENCHMARKS, benchmark_module
+from rectransfer.ranking.ranker import BROAD_EARLY_STOPPING_ROUNDS
 
 
 def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_encoder_options(p)
 
-    from rectransfer import encoder_training as et
+    from rectransfer.text import training as et
 
     e = commands.add_parser(
         "pretrain-encoder", help="fine-tune the text encoder on several retailers' product pairs"
@@ -182,7 +182,7 @@ def _ints(text: str) -> list[int]:
 
 
 def _encoder(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from rectransfer.encoder import load_encoder
+    from rectransfer.text.load import load_encoder
 
     return load_encoder(args.encoder, cache_dir=args.cache_dir)
 
@@ -203,7 +203,7 @@ def _run(args: argparse.Namespace) -> None:
     elif args.command == "pretrain-encoder":
         import time
 
-        from rectransfer.encoder_training import pretrain_encoder, read_metadata
+        from rectransfer.text.training import pretrain_encoder, read_metadata
 
         start = time.perf_counter()
         path = pretrain_encoder(
@@ -260,12 +260,8 @@ def _run(args: argparse.Namespace) -> None:
             f"{data.name} -> {path}"
         )
     elif args.command == "benchmark":
-        from rectransfer.benchmark import (
-            markdown_summary,
-            run_benchmark,
-            run_cold_customers,
-            write_report,
-        )
+        from rectransfer.evaluation.benchmark import markdown_summary, run_benchmark, write_report
+        from rectransfer.evaluation.cold_customers import run_cold_customers
 
         base = rt.RecModel.load(args.base, encoder=_encoder(args))
         target = rt.RetailerData.load(args.target, name=args.name)
@@ -289,7 +285,7 @@ def _run(args: argparse.Namespace) -> None:
         print(markdown_summary(report))
         print(f"results -> {args.out}")
     elif args.command == "bench":
-        from rectransfer.benchmark import write_report
+        from rectransfer.evaluation.benchmark import write_report
 
         result = benchmark_module(args.bench).run(args)
         write_report(result, args.out)

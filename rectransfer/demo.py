@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rectransfer.adapt import adapt
-from rectransfer.encoder import Encoder
+from rectransfer.data.retailer import RetailerData, retailer_folders
 from rectransfer.errors import ConfigError
-from rectransfer.export import write_recommendations
-from rectransfer.guard import GuardReport
-from rectransfer.pretrain import pretrain
-from rectransfer.schema import RetailerData, retailer_folders
+from rectransfer.model.config import GuardReport
+from rectransfer.serving.export import write_recommendations
+from rectransfer.text.encoder import Encoder
+from rectransfer.transfer.adapt import adapt
+from rectransfer.transfer.pretrain import pretrain
 
 
 @dataclass(frozen=True)

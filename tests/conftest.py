@@ -12,9 +12,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from rectransfer.encoder import HashingEncoder, SentenceTransformerEncoder
-from rectransfer.histories import Histories
-from rectransfer.schema import RetailerData
+from rectransfer.data.histories import Histories
+from rectransfer.data.retailer import RetailerData
+from rectransfer.text.encoder import HashingEncoder, SentenceTransformerEncoder
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = ROOT / "sample_data"

@@ -83,7 +83,7 @@ def _write_loop(request: dict[str, Any], progress: int) -> None:
     kind = request["kind"]
     workdir = Path(request["workdir"])
     if kind == "export":
-        from rectransfer.export import write_recommendations
+        from rectransfer.serving.export import write_recommendations
 
         frames = [version_frame(v) for v in range(2)]
         _started(progress, request["budget"])
@@ -97,17 +97,16 @@ def _write_loop(request: dict[str, Any], progress: int) -> None:
             )
             os.write(progress, b"w")
     elif kind == "model":
-        from rectransfer.artifacts import load_model, save_model
-        from rectransfer.model import RecModel
+        from rectransfer.model.recmodel import RecModel
 
-        source = load_model(workdir / "source")
+        source = RecModel.load(workdir / "source")
         _started(progress, request["budget"])
         for n in range(10**9):
             config = source.config.model_copy(update={"random_state": n})
-            save_model(RecModel(source.booster, config), workdir / "model")
+            RecModel(source.booster, config).save(workdir / "model")
             os.write(progress, b"w")
     elif kind == "cache":
-        from rectransfer.embedding_cache import EmbeddingCache
+        from rectransfer.text.embedding_cache import EmbeddingCache
 
         cache = EmbeddingCache(workdir / "cache", max_shards=3)
         _started(progress, request["budget"])

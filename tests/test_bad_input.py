@@ -5,7 +5,7 @@ Each case starts from a valid retailer folder and model directory, breaks one th
 whole pipeline a nightly run does (load the model, load the folder, adapt, save, recommend,
 export) both through the API (for the exception type) and through the console script (exit code 2
 and one line). The message must name the file, the column and the offending values and say how to
-fix them. ``tests/test_schema.py`` holds the finer-grained unit cases of the data contract.
+fix them. ``tests/data/test_schema.py`` holds the finer-grained unit cases of the data contract.
 """
 
 from __future__ import annotations
@@ -28,14 +28,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import rectransfer as rt
-from rectransfer.artifacts import CHECKSUM_FILE, CONFIG_FILE, RANKER_FILE
 from rectransfer.cli import main
-from rectransfer.encoder import HashingEncoder, load_encoder
+from rectransfer.data.columns import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, MAX_TEXT_CHARS, USERS_SCHEMA
 from rectransfer.errors import DataQualityWarning, IncompatibleArtifactError, SchemaError
-from rectransfer.model import EncoderInfo, RecModel
-from rectransfer.schema import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, MAX_TEXT_CHARS, USERS_SCHEMA
-
-from .conftest import make_shop, write_shop
+from rectransfer.model.artifacts import CHECKSUM_FILE, CONFIG_FILE, RANKER_FILE
+from rectransfer.model.config import EncoderInfo
+from rectransfer.model.recmodel import RecModel
+from rectransfer.text.encoder import HashingEncoder
+from rectransfer.text.load import load_encoder
+from tests.conftest import make_shop, write_shop
 
 ENCODER = "hashing:64"  # the `encoder` fixture's encoder, as the console script names it
 RUN_DATE = "2026-11-23"

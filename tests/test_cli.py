@@ -5,8 +5,7 @@ import polars as pl
 import pytest
 
 from rectransfer.cli import main
-
-from .conftest import make_shop, write_shop
+from tests.conftest import make_shop, write_shop
 
 
 @pytest.fixture(scope="module")

@@ -23,14 +23,14 @@ import polars as pl
 import pytest
 
 import rectransfer as rt
-from rectransfer import _atomic
-from rectransfer.artifacts import CONFIG_FILE, RANKER_FILE, leftovers, load_model, save_model
-from rectransfer.embedding_cache import EmbeddingCache
-from rectransfer.export import PART_FILE, STAGING_FOLDER, partition_path, staging_path
-from rectransfer.model import RecModel
-
-from . import crash_writer as writer
-from .conftest import ROOT, make_shop, write_shop
+from rectransfer.model.artifacts import CONFIG_FILE, RANKER_FILE
+from rectransfer.model.recmodel import RecModel
+from rectransfer.serving.export import PART_FILE, STAGING_FOLDER, partition_path, staging_path
+from rectransfer.text.embedding_cache import EmbeddingCache
+from rectransfer.utils import atomic as _atomic
+from rectransfer.utils.atomic import leftovers
+from tests import crash_writer as writer
+from tests.conftest import ROOT, make_shop, write_shop
 
 SEED = int(os.environ.get("RECTRANSFER_CRASH_SEED", "20261123"))
 ROUNDS = [pytest.param(3, id="3-rounds"), pytest.param(40, id="40-rounds", marks=pytest.mark.slow)]
@@ -204,16 +204,16 @@ def test_a_failed_first_write_leaves_no_partition_folder(tmp_path, monkeypatch):
 
 @pytest.fixture
 def model_workdir(broad, tmp_path) -> Path:
-    save_model(broad, tmp_path / "source")
+    broad.save(tmp_path / "source")
     previous = broad.config.model_copy(update={"random_state": -1})
-    save_model(RecModel(broad.booster, previous), tmp_path / "model")
+    RecModel(broad.booster, previous).save(tmp_path / "model")
     return tmp_path
 
 
 def read_continuously(path: Path, stop: threading.Event, seen: list[object]) -> None:
     while not stop.is_set():
         try:
-            seen.append(load_model(path).config.random_state)
+            seen.append(RecModel.load(path).config.random_state)
         except Exception as err:  # recorded, and the test fails on it
             seen.append(err)
 
@@ -238,13 +238,13 @@ def test_a_killed_model_save_leaves_a_complete_model_and_readers_never_find_none
         errors = [s for s in seen if isinstance(s, BaseException)]
         assert not errors, f"a reader failed during a save ({_where(r)}): {errors[0]!r}"
         assert seen, "the reader never read"
-        after = load_model(target)  # what a later run finds: complete, never mistaken
+        after = RecModel.load(target)  # what a later run finds: complete, never mistaken
         assert after.model_version == broad.model_version, _where(r)
         assert after.config.random_state >= -1, _where(r)
         assert all(p.name.startswith(".model.") for p in leftovers(target))
     assert completed > 0
 
-    save_model(broad, target)  # the next save sweeps what killed saves left
+    broad.save(target)  # the next save sweeps what killed saves left
     assert leftovers(target) == []
     assert sorted(p.name for p in model_workdir.iterdir()) == ["model", "source"]
 
@@ -258,13 +258,13 @@ def test_after_every_step_of_a_save_the_path_holds_a_complete_model(broad, tmp_p
         pytest.skip("this platform or file system cannot exchange directories atomically")
     target = tmp_path / "model"
     old = broad.config.model_copy(update={"random_state": 1})
-    save_model(RecModel(broad.booster, old), target)
-    states = [load_model(target).config.random_state]
+    RecModel(broad.booster, old).save(target)
+    states = [RecModel.load(target).config.random_state]
 
     def observed(function):
         def wrapper(*args, **kwargs):
             result = function(*args, **kwargs)
-            states.append(load_model(target).config.random_state)  # raises if there is none
+            states.append(RecModel.load(target).config.random_state)  # raises if there is none
             return result
 
         return wrapper
@@ -274,7 +274,7 @@ def test_after_every_step_of_a_save_the_path_holds_a_complete_model(broad, tmp_p
     monkeypatch.setattr(_atomic, "exchange", observed(_atomic.exchange))
     monkeypatch.setattr(_atomic, "remove", observed(_atomic.remove))
     new = broad.config.model_copy(update={"random_state": 2})
-    save_model(RecModel(broad.booster, new), target)
+    RecModel(broad.booster, new).save(target)
     assert len(states) >= 3  # before, after the swap, after the old one is deleted
     assert states[0] == 1 and states[-1] == 2 and sorted(states) == states
 
@@ -291,7 +291,7 @@ def test_readers_during_saves_get_one_complete_model_never_a_mix_or_none(broad, 
         try:
             for n in range(saves):
                 config = broad.config.model_copy(update={"random_state": n})
-                save_model(RecModel(broad.booster, config), target)
+                RecModel(broad.booster, config).save(target)
         finally:
             done.set()
 
@@ -302,7 +302,7 @@ def test_readers_during_saves_get_one_complete_model_never_a_mix_or_none(broad, 
     errors = [s for s in seen if isinstance(s, BaseException)]
     assert not errors, f"{len(errors)} of {len(seen)} reads failed, e.g. {errors[0]!r}"
     assert len(seen) > 10
-    assert load_model(target).config.random_state == saves - 1
+    assert RecModel.load(target).config.random_state == saves - 1
     assert leftovers(target) == []
 
 
@@ -319,7 +319,7 @@ def test_leftovers_of_killed_saves_are_never_read_and_are_swept(broad, tmp_path)
     legacy = tmp_path / ".model.old-0123456789abcdef0123456789abcdef"
     legacy.mkdir()
 
-    assert load_model(target).model_version == broad.model_version
+    assert RecModel.load(target).model_version == broad.model_version
     assert leftovers(target) == sorted([complete, half, live, legacy])
 
     broad.save(target)
@@ -349,7 +349,7 @@ def test_without_an_atomic_exchange_the_old_model_is_kept_until_the_new_one_is_i
         broad.save(target)
     monkeypatch.setattr(os, "rename", real_rename)
     assert renames[0][0] == "model" and renames[0][1].startswith(".model.old-")
-    assert load_model(target).model_version == broad.model_version  # the old one was put back
+    assert RecModel.load(target).model_version == broad.model_version  # the old one was put back
     assert leftovers(target) == []
     broad.save(target)  # and a save without failure goes through
     assert leftovers(target) == []
@@ -358,7 +358,7 @@ def test_without_an_atomic_exchange_the_old_model_is_kept_until_the_new_one_is_i
 def test_a_save_that_would_not_load_back_is_not_published(broad, tmp_path, monkeypatch):
     target = broad.save(tmp_path / "model")
     before = (target / RANKER_FILE).read_bytes()
-    monkeypatch.setattr("rectransfer.artifacts.config_json", lambda config: "{}")
+    monkeypatch.setattr("rectransfer.model.artifacts.config_json", lambda config: "{}")
     with pytest.raises(rt.IncompatibleArtifactError):
         broad.save(target)
     assert (target / RANKER_FILE).read_bytes() == before
@@ -370,7 +370,7 @@ def test_undefined_guard_figures_survive_a_save(broad, tmp_path):
     shop = make_shop("solo", seed=3, n_users=1)
     model = rt.adapt(broad, shop)
     assert model.guard is not None and np.isnan(model.guard.stderr["broad"])
-    loaded = load_model(model.save(tmp_path / "solo"))
+    loaded = RecModel.load(model.save(tmp_path / "solo"))
     assert loaded.guard is not None and np.isnan(loaded.guard.stderr["broad"])
     json.loads((tmp_path / "solo" / CONFIG_FILE).read_text())  # still standard JSON
 
@@ -414,7 +414,7 @@ def test_a_killed_cache_writer_never_leaves_a_shard_taken_for_complete(kill, tmp
 PIPELINE = """
 import sys
 import rectransfer as rt
-from rectransfer.encoder import load_encoder
+from rectransfer.text.load import load_encoder
 
 def run(retailer, base, out, seed):
     encoder = load_encoder("hashing:64", cache_dir=f"{out}/cache")
@@ -454,14 +454,15 @@ def test_a_rerun_with_the_same_inputs_model_and_seed_gives_the_same_rows(broad, 
     rows = pl.read_parquet(first)
     assert rows.height > 0 and first == again
     assert pl.read_parquet(second).equals(rows)
-    model = load_model(tmp_path / "first" / "model")
+    model = RecModel.load(tmp_path / "first" / "model")
     assert model.guard is not None and model.guard.validation_customers >= 20  # really adapted
-    assert load_model(tmp_path / "second" / "model").model_version == model.model_version
+    assert RecModel.load(tmp_path / "second" / "model").model_version == model.model_version
     assert [p.name for p in first.parent.iterdir()] == [PART_FILE]  # replaced, not added
 
 
 # ----------------------------------------------------------------------------------------------
-# The nightly flow: one corrupt retailer among good ones (more flow runs in tests/test_flows.py)
+# The nightly flow: one corrupt retailer among good ones
+# (more flow runs in tests/orchestration/test_flows.py)
 
 
 @pytest.fixture
@@ -539,7 +540,7 @@ def test_io_tasks_retry_with_backoff_on_transient_errors_only_and_compute_never(
     from prefect import Task
     from prefect.states import Failed
 
-    from rectransfer import tasks
+    from rectransfer.orchestration import tasks
 
     io = {
         "load_retailer",

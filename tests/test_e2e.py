@@ -60,7 +60,7 @@ def test_saved_model_gives_identical_recommendations_with_the_real_encoder(demo)
 def test_warm_cache_encodes_nothing_new(demo):
     _, encoder, _ = demo
     shop = rt.RetailerData.load(bundled_sample_data() / "targets" / "trailhead_market")
-    from rectransfer.text import item_texts
+    from rectransfer.text.texts import item_texts
 
     encoder.encode(item_texts(shop.items))
     assert encoder.last_encoded == 0

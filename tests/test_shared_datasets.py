@@ -5,9 +5,8 @@ import warnings
 import pytest
 
 import rectransfer as rt
-from rectransfer.histories import RetailerIndex
-
-from .conftest import SHARED_DATASETS
+from rectransfer.data.histories import RetailerIndex
+from tests.conftest import SHARED_DATASETS
 
 pytestmark = pytest.mark.shared
 

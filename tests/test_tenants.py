@@ -17,14 +17,13 @@ import polars as pl
 import pytest
 
 import rectransfer as rt
-from rectransfer.artifacts import CHECKSUM_FILE, CONFIG_FILE, RANKER_FILE, load_model
-from rectransfer.embedding_cache import EmbeddingCache
-from rectransfer.encoder import CachedEncoder, HashingEncoder
-from rectransfer.export import partition_path
-from rectransfer.prepare import prepare
-from rectransfer.text import item_texts, user_texts
-
-from .conftest import ROOT, make_shop
+from rectransfer.model.artifacts import CHECKSUM_FILE, CONFIG_FILE, RANKER_FILE
+from rectransfer.prepared.prepare import prepare
+from rectransfer.serving.export import partition_path
+from rectransfer.text.embedding_cache import EmbeddingCache
+from rectransfer.text.encoder import CachedEncoder, HashingEncoder
+from rectransfer.text.texts import item_texts, user_texts
+from tests.conftest import ROOT, make_shop
 
 PACKAGE = ROOT / "rectransfer"
 
@@ -147,7 +146,7 @@ def test_a_broad_model_directory_holds_no_ids_or_customer_text_of_its_sources(
     secrets = set().union(*(raw_values(s) for s in secret_sources))
     assert len(secrets) > 200
     assert leaks(folder, secrets) == []
-    assert load_model(folder).config.trained_on == ["src0", "src1"]  # names only
+    assert rt.RecModel.load(folder).config.trained_on == ["src0", "src1"]  # names only
 
     # The scan itself works: a planted id is found.
     config = json.loads((folder / CONFIG_FILE).read_text())
@@ -219,7 +218,7 @@ def test_loading_models_and_caches_never_unpickles(broad, tmp_path, monkeypatch)
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr(pickle, "Unpickler", refuse)
-    assert load_model(folder).model_version == broad.model_version
+    assert rt.RecModel.load(folder).model_version == broad.model_version
     found, _ = EmbeddingCache(tmp_path / "cache").get_many("fp", [EmbeddingCache.key("tent")])
     assert found.all()
 
@@ -250,7 +249,7 @@ def test_a_model_file_carrying_a_pickle_is_refused_and_its_code_never_runs(broad
     (folder / CHECKSUM_FILE).write_text(json.dumps(sums))  # even with a matching checksum
 
     with pytest.raises(rt.IncompatibleArtifactError, match=r"ranker\.txt: not a LightGBM model"):
-        load_model(folder)
+        rt.RecModel.load(folder)
     assert not marker.exists()
 
 

@@ -1,0 +1,1 @@
+"""The data contract: column names and schemas, validated retailer tables, histories, hold-outs."""

@@ -1,0 +1,133 @@
+"""Customers' item sequences as compact integer arrays, and the leave-last-out cuts made from them.
+
+Everything downstream of the schema works on :class:`Histories`: for every customer, the catalogue
+positions of the items they interacted with, in time order (ties in file order), stored CSR-style
+(``indptr`` into one flat ``items`` array). External ids stay in :class:`RetailerIndex` and are
+mapped back only when a frame leaves the package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from rectransfer.data.columns import Columns
+from rectransfer.data.retailer import RetailerData
+
+
+@dataclass(frozen=True)
+class Histories:
+    """Item sequences of ``n_users`` customers over a catalogue of ``n_items`` items.
+
+    ``items[indptr[u]:indptr[u + 1]]`` are customer ``u``'s items in time order and ``times`` the
+    matching timestamps.
+    """
+
+    indptr: np.ndarray  # int64 (n_users + 1,)
+    items: np.ndarray  # int32 (n_events,)
+    times: np.ndarray  # int64 (n_events,)
+    n_items: int
+
+    @property
+    def n_users(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def sequence(self, user: int) -> np.ndarray:
+        return self.items[self.indptr[user] : self.indptr[user + 1]]
+
+    def user_of_event(self) -> np.ndarray:
+        """The customer row of every event, aligned with ``items``."""
+        return np.repeat(np.arange(self.n_users, dtype=np.int64), self.lengths)
+
+    def truncate(self, drop_last: int) -> Histories:
+        """Every sequence without its last ``drop_last`` events (shorter ones become empty)."""
+        if drop_last == 0:
+            return self
+        lengths = np.maximum(self.lengths - drop_last, 0)
+        keep = _prefix_mask(self.indptr, lengths)
+        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return Histories(indptr, self.items[keep], self.times[keep], self.n_items)
+
+    def last(self, offset: int = 0, *, rows: np.ndarray | None = None) -> np.ndarray:
+        """The item ``offset`` places before the end of each sequence (-1 where too short).
+
+        ``rows`` restricts the answer to those customer rows, in that order.
+        """
+        users = np.arange(self.n_users) if rows is None else np.asarray(rows, dtype=np.int64)
+        position = self.indptr[1:][users] - 1 - offset
+        valid = position >= self.indptr[:-1][users]
+        out = np.full(len(users), -1, dtype=np.int64)
+        out[valid] = self.items[position[valid]]
+        return out
+
+    def select(self, users: np.ndarray) -> Histories:
+        """The sequences of the given customer rows, in that order."""
+        flat = self.event_positions(users)
+        indptr = np.concatenate([[0], np.cumsum(self.lengths[users])]).astype(np.int64)
+        return Histories(indptr, self.items[flat], self.times[flat], self.n_items)
+
+    def event_positions(self, users: np.ndarray) -> np.ndarray:
+        """Positions in ``items`` of the given customer rows' events, in ``select`` order."""
+        return _ranges(self.indptr[:-1][users], self.lengths[users])
+
+
+def _prefix_mask(indptr: np.ndarray, keep_lengths: np.ndarray) -> np.ndarray:
+    """Boolean mask over events keeping the first ``keep_lengths[u]`` events of each user."""
+    lengths = np.diff(indptr)
+    position = np.arange(indptr[-1]) - np.repeat(indptr[:-1], lengths)
+    return position < np.repeat(keep_lengths, lengths)
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, s + n)`` for every (s, n) pair, without a Python loop."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(starts, lengths) + (np.arange(total) - offsets)
+
+
+@dataclass(frozen=True)
+class RetailerIndex:
+    """External ids of one retailer mapped to the integer positions used inside the package."""
+
+    item_ids: np.ndarray  # str (n_items,), catalogue order
+    user_ids: np.ndarray  # str (n_users,), customers with interactions first, then text-only ones
+    histories: Histories  # one row per user_ids entry (text-only customers have empty rows)
+
+    @classmethod
+    def build(cls, data: RetailerData) -> RetailerIndex:
+        items = data.items[Columns.ITEM]
+        item_codes = pl.DataFrame(
+            {Columns.ITEM: items, "item_pos": np.arange(len(items), dtype=np.int32)}
+        )
+        events = data.interactions.select(Columns.USER, Columns.ITEM, Columns.TIMESTAMP).join(
+            item_codes, on=Columns.ITEM, how="left", maintain_order="left"
+        )
+        # interactions arrive sorted by (user, time, file order): users are contiguous runs.
+        users = events[Columns.USER]
+        starts = np.flatnonzero(users.ne_missing(users.shift(1)).fill_null(True).to_numpy())
+        user_ids = users.gather(starts).to_numpy().astype(str) if len(events) else np.array([], str)
+        indptr = np.append(starts, len(events)).astype(np.int64)
+        if data.users is not None:
+            known = set(user_ids.tolist())
+            extra = [u for u in data.users[Columns.USER].to_list() if u not in known]
+            user_ids = np.concatenate([user_ids, np.array(extra, dtype=str)])
+            indptr = np.concatenate([indptr, np.full(len(extra), len(events), dtype=np.int64)])
+        histories = Histories(
+            indptr=indptr,
+            items=events["item_pos"].to_numpy().astype(np.int32),
+            times=events[Columns.TIMESTAMP].to_numpy().astype(np.int64),
+            n_items=len(items),
+        )
+        return cls(item_ids=items.to_numpy().astype(str), user_ids=user_ids, histories=histories)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)

@@ -1,0 +1,2 @@
+"""Measurement: metrics, baselines, the transfer benchmark, generated data and the performance
+benchmarks."""

@@ -1,0 +1,432 @@
+"""The transfer benchmark: every model against the baselines on one target retailer.
+
+Protocol (as in the UniSRec / VQ-Rec / Recformer papers): per customer, interactions in time order
+(ties in file order); the last one is the test target, the one before it validation, the rest
+training. Every model ranks the *whole* catalogue for every test customer, the customer's own
+earlier items removed, and is scored by Recall@K and NDCG@K. The test target is used for nothing
+but the final metric; when it is predicted, the validation item is part of the customer's history
+(no retraining). A *fraction* f plays a small retailer: a seeded f of the customers with only
+their interactions, evaluated only on them; the whole catalogue (with its text) stays known.
+
+Rows: ``popularity``, ``item-knn``, ``text-only`` (no training), ``local-only`` (the ranker trained
+on the fraction alone), ``broad`` (the pretrained model as it is), ``adapted`` (fine-tuned),
+``blend`` (adapted plus local-only) and ``guarded`` (what the negative-transfer guard ships, chosen
+on validation only). With the ``bench`` extra, also ``implicit-als`` and ``implicit-item-knn``:
+references from the ``implicit`` library, hyper-parameters chosen on validation (see
+:mod:`rectransfer.evaluation.implicit_baselines`). A model with a candidate stage ranks the items
+outside its candidates below them, so they count as misses. With ``tune_encoder``, also
+``tuned-encoder`` and ``guarded+tuning``: adapt's per-retailer encoder step
+(:mod:`rectransfer.text.tuning`), judged on the same test items.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from tqdm.auto import tqdm
+
+from rectransfer.data.columns import Columns
+from rectransfer.data.histories import RetailerIndex
+from rectransfer.data.holdout import drop_last_interaction
+from rectransfer.data.retailer import RetailerData
+from rectransfer.errors import ConfigError
+from rectransfer.evaluation.baselines import (
+    dense_target_ranks,
+    item_knn_scorer,
+    popularity_scorer,
+    text_scorer,
+)
+from rectransfer.evaluation.implicit_baselines import (
+    IMPLICIT_MISSING_NOTE,
+    implicit_available,
+    tune_references,
+)
+from rectransfer.metrics import ndcg_at, recall_at, target_ranks
+from rectransfer.model.recmodel import RecModel
+from rectransfer.prepared.prepare import PreparedRetailer, prepare
+from rectransfer.ranking.candidates import CandidateConfig
+from rectransfer.ranking.ranker import predict
+from rectransfer.ranking.training_data import cut_queries, labelled_rows
+from rectransfer.transfer.adapt import Adaptation, fit_adaptation, with_tuned_encoder
+
+PROTOCOL = (
+    "leave-one-out per customer in time order (last = test, previous = validation); whole "
+    "catalogue ranked, own history removed; fraction f = seeded share of customers"
+)
+COLD_ITEM_MAX_INTERACTIONS = 2  # slice: test items with at most this many training interactions
+SHORT_HISTORY_MAX_ITEMS = 3  # slice: customers with at most this many earlier items
+MIN_EVENTS = 3  # a customer needs training, validation and test interactions
+
+
+def subset_customers(data: RetailerData, users: Sequence[str]) -> RetailerData:
+    """The retailer as if only ``users`` were its customers (the whole catalogue stays)."""
+    keep = pl.DataFrame({Columns.USER: list(users)}, schema={Columns.USER: pl.String})
+
+    def only_kept(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.join(keep, on=Columns.USER, how="semi", maintain_order="left")
+
+    interactions = only_kept(data.interactions)
+    users_frame = None if data.users is None else only_kept(data.users)
+    return replace(data, interactions=interactions, users=users_frame)
+
+
+def _eligible_customers(data: RetailerData) -> list[str]:
+    counts = data.interactions.group_by(Columns.USER).len()
+    eligible = counts.filter(pl.col("len") >= MIN_EVENTS)[Columns.USER].sort()
+    return eligible.to_list()
+
+
+def _metrics(ranks: np.ndarray, ks: Sequence[int]) -> dict[str, float | None]:
+    """Recall@K and NDCG@K; ``None`` (JSON null) for an empty slice rather than a false 0."""
+    out: dict[str, float | None] = {}
+    if len(ranks) == 0:
+        return {f"{m}@{k}": None for k in ks for m in ("recall", "ndcg")}
+    for k in ks:
+        out[f"recall@{k}"] = recall_at(ranks, k)
+        out[f"ndcg@{k}"] = ndcg_at(ranks, k)
+    return out
+
+
+def _with_catalogue(data: RetailerData, full: PreparedRetailer) -> PreparedRetailer:
+    """Prepare a customer subset reusing the full retailer's catalogue and text vectors."""
+    index = RetailerIndex.build(data)
+    position = {u: i for i, u in enumerate(full.index.user_ids.tolist())}
+    rows = np.array([position[u] for u in index.user_ids.tolist()], dtype=np.int64)
+    return PreparedRetailer(
+        data=data,
+        index=index,
+        catalogue=full.catalogue,
+        user_vectors=full.user_vectors.subset(rows),
+        encoder_fingerprint=full.encoder_fingerprint,
+    )
+
+
+def evaluate_split(
+    base: RecModel,
+    data: RetailerData,
+    full: PreparedRetailer,
+    *,
+    ks: Sequence[int],
+    random_state: int,
+    implicit_references: bool = False,
+    tune_encoder: bool = False,
+) -> list[dict[str, Any]]:
+    """Every model's figures on one customer subset (rows without fraction/seed filled in).
+
+    ``implicit_references`` adds the ``implicit`` rows (the library must be installed);
+    ``tune_encoder`` the rows of adapt's per-retailer encoder step (:func:`_tuned_rows`).
+    """
+    evaluated = _with_catalogue(data, full)
+    trainable = _with_catalogue(drop_last_interaction(data), full)
+    test = cut_queries(evaluated, 0)
+    rows = test.rows
+    context = test.queries.context.select(rows)
+    targets = test.queries.targets[rows] if test.queries.targets is not None else rows
+    train_counts = test.stats.count[targets]
+    slices = {
+        "cold items": train_counts <= COLD_ITEM_MAX_INTERACTIONS,
+        "short histories": context.lengths <= SHORT_HISTORY_MAX_ITEMS,
+    }
+
+    results: list[tuple[str, np.ndarray, float, float, str | None]] = []
+    baselines = {
+        "popularity": lambda: popularity_scorer(test.stats),
+        "item-knn": lambda: item_knn_scorer(test.queries.context),
+        "text-only": lambda: text_scorer(test.queries.context, full.catalogue.vectors),
+    }
+    for name, build in baselines.items():
+        started = time.perf_counter()
+        scorer = build()
+        fitted = time.perf_counter()
+        ranks = dense_target_ranks(scorer, rows, targets, context)
+        results.append((name, ranks, fitted - started, time.perf_counter() - fitted, None))
+    extras: dict[str, dict[str, Any]] = {}
+    if implicit_references:
+        # tuned on the customers' histories before the test item: it never sees the test item
+        for reference in tune_references(test.queries.context, random_state=random_state):
+            started = time.perf_counter()
+            ranks = dense_target_ranks(reference.scorer, rows, targets, context)
+            elapsed = time.perf_counter() - started
+            results.append((reference.name, ranks, reference.fit_seconds, elapsed, None))
+            extras[reference.name] = reference.report()
+
+    adaptation = fit_adaptation(base, trainable, random_state=random_state)
+    config = CandidateConfig(**base.config.candidates)
+    started = time.perf_counter()
+    test_rows = labelled_rows(evaluated, range(1), config=config)
+    candidates_s = time.perf_counter() - started
+    decision = adaptation.report.decision
+    rankers = {
+        "broad": adaptation.rankers["broad"],
+        "local-only": adaptation.rankers.get("local"),
+        "adapted": adaptation.rankers.get("adapted"),
+        "blend": adaptation.rankers.get("blend"),
+        "guarded": adaptation.rankers[decision],
+    }
+    fit_s = {
+        "broad": 0.0,
+        "local-only": adaptation.fit_seconds.get("local", float("nan")),
+        "adapted": adaptation.fit_seconds.get("adapted", float("nan")),
+        "blend": adaptation.fit_seconds.get("blend", float("nan")),
+        "guarded": sum(v for k, v in adaptation.fit_seconds.items() if k != "blend"),
+    }
+    # Too little data to train at all: a retailer alone would fall back to popularity, and
+    # there is nothing to fine-tune; the rows say so instead of going missing.
+    stand_ins = {
+        "local-only": ("popularity", "too little data to train: popularity"),
+        "adapted": ("broad", "too little data to fine-tune: broad"),
+        "blend": ("broad", "too little data to fine-tune: broad"),
+    }
+    for name, booster in rankers.items():
+        if booster is None:
+            stand_in, why = stand_ins[name]
+            ranks = next(r[1] for r in results if r[0] == stand_in)
+            results.append((name, ranks, 0.0, 0.0, why))
+            continue
+        started = time.perf_counter()
+        scores = predict(booster, test_rows.rows.features)
+        ranks = target_ranks(test_rows.group, test_rows.rows.label, scores, test_rows.n_groups)
+        elapsed = candidates_s + time.perf_counter() - started
+        results.append((name, ranks, fit_s[name], elapsed, None))
+
+    if tune_encoder:
+        guarded_ranks = next(r[1] for r in results if r[0] == "guarded")
+        tuned_results, extras["guarded+tuning"] = _tuned_rows(
+            base, data, trainable, adaptation, guarded_ranks, random_state=random_state
+        )
+        results.extend(tuned_results)
+
+    out: list[dict[str, Any]] = []
+    for name, ranks, fit_seconds, recommend_seconds, note in results:
+        row: dict[str, Any] = {
+            "model": name,
+            "users": len(ranks),
+            **_metrics(ranks, ks),
+            "fit_s": round(fit_seconds, 3),
+            "recommend_s": round(recommend_seconds, 3),
+        }
+        if name == "guarded":
+            row["decision"] = decision
+        if note is not None:
+            row["note"] = note
+        row.update(extras.get(name, {}))
+        out.append(row)
+        for slice_name, mask in slices.items():
+            out.append(
+                {
+                    "model": name,
+                    "slice": slice_name,
+                    "users": int(mask.sum()),
+                    **_metrics(ranks[mask], ks),
+                }
+            )
+    return out
+
+
+def _tuned_rows(
+    base: RecModel,
+    data: RetailerData,
+    trainable: PreparedRetailer,
+    adaptation: Adaptation,
+    guarded_ranks: np.ndarray,
+    *,
+    random_state: int,
+) -> tuple[list[tuple[str, np.ndarray, float, float, str | None]], dict[str, Any]]:
+    """Rows of adapt's per-retailer encoder step on one split.
+
+    ``tuned-encoder``: what the guard ships when adapting with the encoder tuned on the split's
+    training pairs, kept or not (to judge the step itself); ``guarded+tuning``: what ``adapt``
+    with ``tune_encoder_to`` ships (the tuned encoder only where validation preferred it).
+    """
+    config = CandidateConfig(**base.config.candidates)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="rectransfer-tuned-") as work:
+        outcome = with_tuned_encoder(
+            base,
+            trainable.data,
+            adaptation,
+            Path(work) / "encoder",
+            lambda tuned: fit_adaptation(tuned, trainable.data, random_state=random_state),
+            random_state,
+        )
+        fit_seconds = time.perf_counter() - started
+        record = {"tuning": outcome.tuning.model_dump()}
+        tuned = outcome.tuned
+        if tuned is None:  # too few pairs: adapt ships what it ships without the step
+            note = outcome.tuning.reason
+            return [
+                ("tuned-encoder", guarded_ranks, fit_seconds, 0.0, note),
+                ("guarded+tuning", guarded_ranks, fit_seconds, 0.0, note),
+            ], record
+        started = time.perf_counter()
+        test_rows = labelled_rows(_with_catalogue(data, tuned.prepared), range(1), config=config)
+        scores = predict(tuned.rankers[tuned.report.decision], test_rows.rows.features)
+        ranks = target_ranks(test_rows.group, test_rows.rows.label, scores, test_rows.n_groups)
+        elapsed = time.perf_counter() - started
+    shipped = ranks if outcome.tuning.kept else guarded_ranks
+    return [
+        ("tuned-encoder", ranks, fit_seconds, elapsed, None),
+        ("guarded+tuning", shipped, fit_seconds, elapsed, None),
+    ], record
+
+
+def run_benchmark(
+    base: RecModel,
+    target: RetailerData,
+    *,
+    fractions: Sequence[float] = (1.0, 0.25, 0.1),
+    seeds: int = 3,
+    ks: Sequence[int] = (10, 20, 50),
+    progress: bool = True,
+    implicit_references: bool = True,
+    tune_encoder: bool = False,
+) -> dict[str, Any]:
+    """Run the benchmark on ``target`` with the broad model ``base``; returns the JSON document.
+
+    ``implicit_references`` adds the ``implicit-als`` and ``implicit-item-knn`` rows when the
+    ``implicit`` library is installed; without it the rows are left out and ``notes`` says so.
+    ``tune_encoder`` adds the rows of adapt's per-retailer encoder step (``tuned-encoder``,
+    ``guarded+tuning``); it tunes an encoder per fraction and seed, which takes minutes each.
+
+    Examples
+    --------
+    >>> import rectransfer as rt
+    >>> report = run_benchmark(rt.RecModel.load("models/broad"),
+    ...                        rt.RetailerData.load("shops/office"))  # doctest: +SKIP
+    """
+    for f in fractions:
+        if not 0 < f <= 1:
+            raise ConfigError(f"fractions must lie in (0, 1], got {f!r}.")
+    if seeds < 1:
+        raise ConfigError(f"seeds must be >= 1, got {seeds!r}.")
+    if not ks or min(ks) < 1:
+        raise ConfigError(f"k values must be positive integers, got {list(ks)!r}.")
+    if target.name in base.config.trained_on:
+        raise ConfigError(
+            f"the broad model was trained on {target.name!r}; benchmark it on a retailer it has "
+            "not seen (pretrain on the other retailers only)."
+        )
+    full = prepare(target, base.encoder)
+    customers = _eligible_customers(target)
+    if not customers:
+        raise ConfigError(
+            f"{target.name!r} has no customer with {MIN_EVENTS} or more interactions; the "
+            "protocol needs a training, a validation and a test interaction per customer."
+        )
+    notes: list[str] = []
+    if implicit_references and not implicit_available():
+        implicit_references = False
+        notes.append(IMPLICIT_MISSING_NOTE)
+    plan = [(f, s) for f in fractions for s in (range(seeds) if f < 1.0 else range(1))]
+    rows: list[dict[str, Any]] = []
+    for fraction, seed in tqdm(plan, desc=f"benchmark {target.name}", disable=not progress):
+        rng = np.random.default_rng(seed)
+        n = max(MIN_EVENTS, round(fraction * len(customers)))
+        chosen = customers if fraction >= 1.0 else sorted(rng.choice(customers, n, replace=False))
+        subset = subset_customers(target, chosen)
+        split_rows = evaluate_split(
+            base,
+            subset,
+            full,
+            ks=ks,
+            random_state=seed,
+            implicit_references=implicit_references,
+            tune_encoder=tune_encoder,
+        )
+        for row in split_rows:
+            rows.append({"fraction": fraction, "seed": seed, **row})
+    return {
+        "target": target.name,
+        "n_users": len(customers),
+        "n_items": target.n_items,
+        "protocol": PROTOCOL,
+        "base": {
+            "model_version": base.model_version,
+            "trained_on": base.config.trained_on,
+            "encoder": base.config.encoder.name,
+            "rounds": base.config.rounds,
+            "features": len(base.config.feature_names),
+        },
+        "results": rows,
+        "notes": notes,
+    }
+
+
+def summary_table(report: dict[str, Any], *, metric: str = "ndcg@10") -> pl.DataFrame:
+    """Mean and standard error over seeds of ``metric`` per model and fraction (no slices)."""
+    frame = pl.DataFrame([r for r in report["results"] if "slice" not in r])
+    return (
+        frame.group_by("model", "fraction")
+        .agg(
+            pl.col(metric).mean().alias("mean"),
+            (pl.col(metric).std() / pl.len().sqrt()).fill_null(0.0).alias("se"),
+            pl.len().alias("seeds"),
+        )
+        .sort("fraction", "mean", descending=[True, True])
+    )
+
+
+def write_report(
+    report: dict[str, Any], path: str | Path, *, plot: str | Path | None = None
+) -> None:
+    """Write the JSON document atomically, and optionally the NDCG@10-by-fraction plot."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.tmp")
+    staging.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    os.replace(staging, target)
+    if plot is not None:
+        plot_report(report, plot)
+
+
+def plot_report(report: dict[str, Any], path: str | Path, *, metric: str = "ndcg@10") -> None:
+    """NDCG@10 against fraction for every model (needs matplotlib: the ``bench`` extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise ConfigError(
+            "--plot needs matplotlib; install the bench extra: pip install -e '.[bench]'"
+        ) from err
+    table = summary_table(report, metric=metric).sort("fraction")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for model in table["model"].unique(maintain_order=True).to_list():
+        part = table.filter(pl.col("model") == model)
+        ax.errorbar(part["fraction"], part["mean"], yerr=part["se"], marker="o", label=model)
+    ax.set_xscale("log")
+    ax.set_xlabel("fraction of the retailer's customers")
+    ax.set_ylabel(metric.upper())
+    ax.set_title(f"{report['target']}: transfer by data size")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def markdown_summary(report: dict[str, Any], *, metric: str = "ndcg@10") -> str:
+    """A markdown table: one row per model, one column per fraction, ``mean ± se`` of ``metric``."""
+    table = summary_table(report, metric=metric)
+    fractions = sorted(table["fraction"].unique().to_list(), reverse=True)
+    models = table.filter(pl.col("fraction") == fractions[0])["model"].to_list()
+    lines = [
+        f"| {report['target']} ({metric}) | " + " | ".join(f"f = {f:g}" for f in fractions) + " |",
+        "|---|" + "---|" * len(fractions),
+    ]
+    for model in models:
+        cells = []
+        for fraction in fractions:
+            row = table.filter((pl.col("model") == model) & (pl.col("fraction") == fraction))
+            cells.append(f"{row['mean'][0]:.4f} ± {row['se'][0]:.4f}" if row.height else "")
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

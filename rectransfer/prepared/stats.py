@@ -1,0 +1,205 @@
+"""Behaviour statistics of one retailer: popularity and its trend, co-occurrence, transitions.
+
+They are computed from a :class:`~rectransfer.data.histories.Histories`, so that training computes
+them from history *before* each label (no leakage) and serving from all of it. Every statistic
+becomes a scale-free quantity (percentiles, cosine-normalised counts, conditional probabilities) so
+that features mean the same at a shop of 200 customers and one of 200,000.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import scipy.sparse as sp
+
+from rectransfer.data.histories import Histories
+
+COOC_WINDOW = 10  # items this many places apart in one customer's sequence count as co-occurring
+RECENT_SHARE = 0.1  # the newest tenth of the events defines "recent" popularity
+# Each item keeps its strongest partners only (co-occurrence, transitions). Rows of popular items
+# grow with the shop; uncapped, the pairs every customer's history reaches grow with it, and so
+# does the cost per customer. The weak tail adds little to a ranking.
+ITEM_PARTNERS = 100
+PAIR_EVENTS_PER_SLICE = 1_000_000  # item pairs are counted over this many events at a time
+
+
+@dataclass(frozen=True)
+class BehaviourStats:
+    """Item statistics and item-to-item matrices of one retailer."""
+
+    count: np.ndarray  # float32 (n,), events per item
+    pop_pct: np.ndarray  # float32 (n,), percentile of count in the catalogue, 0 for unseen items
+    recent_pct: np.ndarray  # float32 (n,), the same over recent events only
+    trend: np.ndarray  # float32 (n,), log ratio of recent share to overall share
+    first_seen_pct: np.ndarray  # float32 (n,), time quantile of the first event, NaN if unseen
+    cooc: sp.csr_matrix  # (n, n) cosine-normalised co-occurrence within COOC_WINDOW
+    trans_fwd: sp.csr_matrix  # (n, n) row i: P(next = j | current = i)
+    trans_bwd: sp.csr_matrix  # (n, n) row i: P(previous = j | current = i)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.count)
+
+    @cached_property
+    def cooc_support(self) -> sp.csr_matrix:
+        """1 wherever two items co-occur: how many history items back a candidate."""
+        support = self.cooc.copy()
+        support.data[:] = 1.0
+        return support
+
+    @cached_property
+    def popular_orders(self) -> dict[bytes, np.ndarray]:
+        """Proposable items by popularity, per mask of proposable items (filled by the features)."""
+        return {}
+
+    @classmethod
+    def build(cls, histories: Histories) -> BehaviourStats:
+        n = histories.n_items
+        items = histories.items.astype(np.int64)
+        count, recent = _counts(histories)
+        share_all = count / max(count.sum(), 1.0)
+        share_recent = recent / max(recent.sum(), 1.0)
+        eps = 1.0 / max(count.sum(), 1.0)
+        trend = np.log((share_recent + eps) / (share_all + eps)).astype(np.float32)
+
+        first_seen = np.full(n, np.nan, dtype=np.float32)
+        if len(items):
+            time_rank = _time_quantile(histories.times)
+            order = np.argsort(time_rank, kind="stable")[::-1]  # later first, so earliest wins
+            first_seen[items[order]] = time_rank[order]
+
+        user = histories.user_of_event()
+        cooc = _pair_matrix(items, user, n, window=COOC_WINDOW, symmetric=True)
+        diag = np.sqrt(np.maximum(count, 1.0))
+        cooc = sp.diags(1.0 / diag) @ cooc @ sp.diags(1.0 / diag)
+        transitions = _pair_matrix(items, user, n, window=1, symmetric=False)
+        return cls(
+            count=count,
+            pop_pct=_percentile(count),
+            recent_pct=_percentile(recent),
+            trend=trend,
+            first_seen_pct=first_seen,
+            cooc=strongest_per_row(sp.csr_matrix(cooc, dtype=np.float32), ITEM_PARTNERS),
+            trans_fwd=strongest_per_row(_row_normalise(transitions), ITEM_PARTNERS),
+            trans_bwd=strongest_per_row(
+                _row_normalise(sp.csr_matrix(transitions.T)), ITEM_PARTNERS
+            ),
+        )
+
+
+def popularity_without(histories: Histories, groups: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """For each group of customer rows: what popular lists sort by (percentile of overall plus of
+    recent popularity per item) as if those customers had never come. Their events are taken out
+    of counts made once over all events; the recent window stays that of all events.
+    """
+    recent_mask = _recent_mask(histories.times)
+    count, recent = _counts(histories, recent_mask)
+    out = []
+    for rows in groups:
+        events = histories.event_positions(np.asarray(rows, dtype=np.int64))
+        gone = histories.items[events].astype(np.int64)
+        gone_recent = gone[recent_mask[events]]
+        out.append(
+            _percentile(recent - np.bincount(gone_recent, minlength=histories.n_items))
+            + _percentile(count - np.bincount(gone, minlength=histories.n_items))
+        )
+    return out
+
+
+def _counts(
+    histories: Histories, recent_mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Events per item, overall and among the newest ``RECENT_SHARE`` of events."""
+    items = histories.items.astype(np.int64)
+    count = np.bincount(items, minlength=histories.n_items).astype(np.float32)
+    if recent_mask is None:
+        recent_mask = _recent_mask(histories.times)
+    recent = np.bincount(items[recent_mask], minlength=histories.n_items).astype(np.float32)
+    return count, recent
+
+
+def _recent_mask(times: np.ndarray) -> np.ndarray:
+    if len(times) == 0:
+        return np.zeros(0, dtype=bool)
+    threshold = np.quantile(times, 1.0 - RECENT_SHARE)
+    return np.asarray(times >= threshold)
+
+
+def _time_quantile(times: np.ndarray) -> np.ndarray:
+    """Each event's position in global time as a quantile in [0, 1] (ties share a value)."""
+    unique, inverse = np.unique(times, return_inverse=True)
+    return (inverse / max(len(unique) - 1, 1)).astype(np.float32)
+
+
+def _percentile(values: np.ndarray) -> np.ndarray:
+    """Fraction of the catalogue with a strictly smaller value; items with 0 get 0."""
+    order = np.sort(values)
+    pct = np.searchsorted(order, values, side="left") / max(len(values), 1)
+    pct[values <= 0] = 0.0
+    return pct.astype(np.float32)
+
+
+def _pair_matrix(
+    items: np.ndarray, user: np.ndarray, n: int, *, window: int, symmetric: bool
+) -> sp.csr_matrix:
+    """Counts of item pairs at most ``window`` places apart within a customer's sequence.
+
+    Events are taken a slice of whole customers at a time (``user`` is grouped), so the pair
+    lists in memory are those of one slice, not of the whole shop.
+    """
+    total = sp.csr_matrix((n, n), dtype=np.float32)
+    start = 0
+    while start < len(items):
+        stop = min(start + PAIR_EVENTS_PER_SLICE, len(items))
+        if stop < len(items):  # cut before the customer the slice would split
+            cut = int(np.searchsorted(user, user[stop], side="left"))
+            stop = cut if cut > start else int(np.searchsorted(user, user[stop], side="right"))
+        total = total + _slice_pairs(items[start:stop], user[start:stop], n, window, symmetric)
+        start = stop
+    return sp.csr_matrix(total, dtype=np.float32)
+
+
+def _slice_pairs(
+    items: np.ndarray, user: np.ndarray, n: int, window: int, symmetric: bool
+) -> sp.csr_matrix:
+    items = items.astype(np.int32)
+    rows, cols = [], []
+    for distance in range(1, window + 1):
+        same_user = user[distance:] == user[:-distance]
+        a, b = items[:-distance][same_user], items[distance:][same_user]
+        distinct = a != b
+        rows.append(a[distinct])
+        cols.append(b[distinct])
+    row = np.concatenate(rows) if rows else np.zeros(0, np.int32)
+    col = np.concatenate(cols) if cols else np.zeros(0, np.int32)
+    if symmetric:
+        row, col = np.concatenate([row, col]), np.concatenate([col, row])
+    data = np.ones(len(row), dtype=np.float32)
+    return sp.csr_matrix((data, (row, col)), shape=(n, n), dtype=np.float32)
+
+
+def _row_normalise(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    sums = np.asarray(matrix.sum(axis=1)).ravel()
+    scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)
+    return sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ matrix, dtype=np.float32)
+
+
+def strongest_per_row(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:
+    """``matrix`` with each row's ``keep`` largest values only (ties to the lower column)."""
+    matrix = sp.csr_matrix(matrix)
+    matrix.sum_duplicates()  # canonical: sorted, unique columns per row
+    lengths = np.diff(matrix.indptr)
+    if len(lengths) == 0 or lengths.max() <= keep:
+        return matrix
+    row = np.repeat(np.arange(matrix.shape[0]), lengths)
+    order = np.lexsort((matrix.indices, -matrix.data, row))  # by row, value down, column up
+    starts = np.repeat(matrix.indptr[:-1], lengths)
+    kept = order[np.arange(len(order)) - starts < keep]
+    return sp.csr_matrix(
+        (matrix.data[kept], (row[kept], matrix.indices[kept])),
+        shape=matrix.shape,
+        dtype=matrix.dtype,
+    )

@@ -1,0 +1,340 @@
+"""Top-K recommendations with business rules and cold-start fall-backs.
+
+Every customer gets up to ``k`` items, by the first path that applies:
+
+* ``ranker``: customers with history: candidates from their history and text, scored by the model;
+* ``text``: customers with no history but their own text: the catalogue by similarity to that text,
+  by what the known customers who write like them took, and by popularity, with weights chosen on
+  the retailer's own customers (:mod:`rectransfer.prepared.text_blend`; where popularity takes all
+  the weight they get the popular list);
+* ``popular``: everyone else (unknown or silent customers): the shop's popular items, recent first.
+
+Rules hold on every path: items the customer already bought are left out (``exclude_bought``;
+with an ``event`` column only purchase-like events count as bought), out-of-stock items are left
+out, and the optional allow / deny lists restrict the catalogue. A ranker list shorter than ``k``
+after the rules is topped up with popular items scored below the ranker's own. Ties are broken by
+catalogue order, so output is deterministic for a fixed model and data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import polars as pl
+
+from rectransfer.data.columns import OUTPUT_SCHEMA, SOURCE, Columns
+from rectransfer.data.histories import Histories
+from rectransfer.data.retailer import RetailerData
+from rectransfer.errors import ConfigError
+from rectransfer.prepared.prepare import PreparedRetailer
+from rectransfer.ranking.compiled import COMPILE_MIN_CUSTOMERS
+from rectransfer.ranking.features import Queries, chunk_size, iter_candidate_rows
+from rectransfer.serving.routing import POPULAR, RANKER, TEXT, ServingModel, route
+from rectransfer.utils.parallel import map_in_threads
+
+PURCHASE_EVENTS = ("purchase", "buy", "order", "transaction", "checkout")
+# Text-only customers are scored this many at a time. Block boundaries matter for exact
+# reproducibility: BLAS may round a product differently for another block shape, so
+# rectransfer.serving.fanout cuts customer chunks on these boundaries. A block holds several block x
+# catalogue float32 matrices (similarity, neighbours, the blend): 256 keeps them near 50 MB each
+# at 50,000 products.
+TEXT_BLOCK = 256
+
+
+def recommend(
+    model: ServingModel,
+    data: RetailerData,
+    users: list[str] | None = None,
+    *,
+    k: int = 20,
+    exclude_bought: bool = True,
+    allow_items: list[str] | None = None,
+    deny_items: list[str] | None = None,
+    threads: int | None = None,
+) -> pl.DataFrame:
+    """Top-``k`` items for each customer, as a long frame with external ids.
+
+    Parameters
+    ----------
+    model
+        A pretrained or adapted :class:`~rectransfer.RecModel`.
+    data
+        The retailer's validated data (its catalogue, interactions and customer text).
+    users
+        Customer ids to recommend for, in the order wanted; default: every customer in the
+        interactions and in ``users.parquet``. Unknown ids get the popular list.
+    k
+        List length per customer.
+    exclude_bought
+        Leave out items the customer already bought.
+    allow_items, deny_items
+        Only recommend items of ``allow_items``; never recommend items of ``deny_items``. Ids not
+        in the catalogue are ignored.
+    threads
+        Threads scoring chunks of customers at once (default: the cores available, at most
+        four). The lists do not depend on it.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``user_id, item_id, rank (1..k), score, source``: one row per recommendation, customers in
+        the requested order, ranks without gaps, scores non-increasing within a customer.
+
+    Examples
+    --------
+    >>> import rectransfer as rt
+    >>> recs = rt.recommend(model, shop, ["c-001", "c-002"], k=5)  # doctest: +SKIP
+    """
+    _check_options(k, threads)
+    return recommend_prepared(
+        model,
+        model.prepare(data),
+        users,
+        k=k,
+        exclude_bought=exclude_bought,
+        allow_items=allow_items,
+        deny_items=deny_items,
+        threads=threads,
+    )
+
+
+def _check_options(k: int, threads: int | None) -> None:
+    if not isinstance(k, int) or k < 1:
+        raise ConfigError(f"k must be a positive integer, got {k!r}.")
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        raise ConfigError(f"threads must be a positive integer or None, got {threads!r}.")
+
+
+def recommend_prepared(
+    model: ServingModel,
+    prepared: PreparedRetailer,
+    users: list[str] | None = None,
+    *,
+    k: int = 20,
+    exclude_bought: bool = True,
+    allow_items: list[str] | None = None,
+    deny_items: list[str] | None = None,
+    threads: int | None = None,
+) -> pl.DataFrame:
+    """:func:`recommend` for a retailer the caller has already prepared with the model's encoder.
+
+    Examples
+    --------
+    >>> prepared = model.prepare(shop)  # doctest: +SKIP
+    >>> recs = recommend_prepared(model, prepared, ["c-001"], k=5)  # doctest: +SKIP
+    """
+    _check_options(k, threads)
+    data = prepared.data
+    index = prepared.index
+    histories = index.histories
+    stats = prepared.serving_stats
+    allowed = allowed_items(data, allow_items, deny_items)
+    popularity = np.where(allowed, stats.recent_pct + stats.pop_pct, -np.inf)
+
+    position = prepared.user_positions
+    wanted = index.user_ids.tolist() if users is None else list(dict.fromkeys(map(str, users)))
+    rows = np.array([position.get(u, -1) for u in wanted], dtype=np.int64)
+    known = rows >= 0
+    lengths = np.zeros(len(wanted), dtype=np.int64)
+    lengths[known] = histories.lengths[rows[known]]
+    has_text = np.zeros(len(wanted), dtype=bool)
+    has_text[known] = prepared.user_vectors.has_text()[rows[known]]
+
+    excluded = _bought(data, histories) if exclude_bought else _empty_like(histories)
+    queries = Queries(context=histories, text_vectors=prepared.user_vectors, excluded=excluded)
+
+    lists: dict[int, tuple[np.ndarray, np.ndarray, str]] = {}
+    config = model.candidate_config
+    paths = route(lengths, has_text)
+
+    def ranked(block: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        out = []
+        for chunk in iter_candidate_rows(
+            prepared.catalogue, stats, queries, config=config, allowed=allowed, rows=block
+        ):
+            scores = model.score(chunk.features)
+            out.extend(top_k_per_query(chunk.query, chunk.item, scores, k))
+        return out
+
+    # Chunks are independent: score them on several threads, cut where iter_candidate_rows
+    # would cut them, so lists do not depend on the thread count.
+    ranker_rows = np.unique(rows[known & (paths == RANKER)])
+    if len(ranker_rows) >= COMPILE_MIN_CUSTOMERS:
+        model.compile_scoring()  # seconds to compile, several times faster per row after
+    step = chunk_size(prepared.catalogue.n_items)
+    blocks = [ranker_rows[start : start + step] for start in range(0, len(ranker_rows), step)]
+    for block_lists in map_in_threads(ranked, blocks, threads):
+        for user, items, item_scores in block_lists:
+            lists[int(user)] = (items, item_scores, RANKER)
+
+    text_rows = np.unique(rows[known & (paths == TEXT)])
+    if len(text_rows):
+        text_blend = prepared.text_blend  # chosen on first need: a calibration per retailer
+        if text_blend.popular_only:  # text says nothing at this shop: the popular list as such
+            text_rows = text_rows[:0]
+    for start in range(0, len(text_rows), TEXT_BLOCK):
+        block_rows = text_rows[start : start + TEXT_BLOCK]
+        sims = text_blend.scores(
+            prepared.user_vectors[block_rows],
+            prepared.catalogue.vectors,
+            stats.recent_pct + stats.pop_pct,
+            prepared.neighbour_pool,
+        )
+        sims[:, ~allowed] = -np.inf
+        for user, sim_row in zip(block_rows, sims, strict=True):
+            items = top_k(sim_row, k)
+            lists[int(user)] = (items, sim_row[items].astype(np.float64), TEXT)
+
+    frames = []
+    no_items = np.zeros(0, dtype=np.int64)
+    for user_id, row in zip(wanted, rows, strict=True):
+        items, item_scores, source = lists.get(int(row), (no_items, np.zeros(0), POPULAR))
+        own = excluded.sequence(int(row)) if row >= 0 else no_items
+        frames.append((user_id, *top_up(items, item_scores, source, popularity, own, k)))
+    return _to_frame(frames, index.item_ids)
+
+
+def iter_recommendations(
+    model: ServingModel,
+    data: RetailerData,
+    *,
+    k: int = 20,
+    chunk_customers: int = 50_000,
+    exclude_bought: bool = True,
+    threads: int | None = None,
+) -> Iterator[pl.DataFrame]:
+    """Every customer's recommendations, ``chunk_customers`` customers at a time.
+
+    For exports of any size with flat memory: pass the chunks to
+    :func:`~rectransfer.write_recommendation_chunks`. The customers come in the order of
+    :func:`recommend` without ``users``; lists are the ones it returns, up to last-bit rounding of
+    products over blocks of another shape. ``threads`` is passed on to :func:`recommend`.
+
+    Examples
+    --------
+    >>> for chunk in iter_recommendations(model, shop, k=20):  # doctest: +SKIP
+    ...     print(chunk.height)
+    """
+    if (
+        isinstance(chunk_customers, bool)
+        or not isinstance(chunk_customers, int)
+        or chunk_customers < 1
+    ):
+        raise ConfigError(f"chunk_customers must be a positive integer, got {chunk_customers!r}.")
+    users = model.prepare(data).index.user_ids
+    for start in range(0, len(users), chunk_customers):
+        chunk = users[start : start + chunk_customers].tolist()
+        yield recommend(model, data, chunk, k=k, exclude_bought=exclude_bought, threads=threads)
+
+
+def allowed_items(
+    data: RetailerData, allow_items: list[str] | None, deny_items: list[str] | None
+) -> np.ndarray:
+    item_ids = data.items[Columns.ITEM]
+    allowed = data.items[Columns.IN_STOCK].to_numpy().astype(bool)
+    if allow_items is not None:
+        in_allow = item_ids.is_in(pl.Series(allow_items, dtype=pl.String)).to_numpy()
+        if not in_allow.any():
+            raise ConfigError(
+                f"allow_items names none of {data.name!r}'s items (e.g. {allow_items[:3]!r}); "
+                "pass ids from items.item_id, or no allow list."
+            )
+        allowed &= in_allow
+    if deny_items is not None:
+        allowed &= ~item_ids.is_in(pl.Series(deny_items, dtype=pl.String)).to_numpy()
+    return allowed
+
+
+def _bought(data: RetailerData, histories: Histories) -> Histories:
+    """The purchase-like events of each customer (all events when there is no event column)."""
+    events = data.interactions[Columns.EVENT]
+    if events.null_count() == len(events):
+        return histories
+    purchase = (events.is_null() | events.is_in(list(PURCHASE_EVENTS))).to_numpy()
+    return _filter_events(histories, purchase)
+
+
+def _filter_events(histories: Histories, keep: np.ndarray) -> Histories:
+    full = np.zeros(len(histories.items), dtype=bool)
+    full[: len(keep)] = keep
+    user = histories.user_of_event()
+    lengths = np.bincount(user[full], minlength=histories.n_users)
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return Histories(indptr, histories.items[full], histories.times[full], histories.n_items)
+
+
+def _empty_like(histories: Histories) -> Histories:
+    return _filter_events(histories, np.zeros(len(histories.items), dtype=bool))
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest finite scores, best first, ties by lower index."""
+    finite = np.flatnonzero(np.isfinite(scores))
+    if len(finite) == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((finite, -scores[finite]))
+    return finite[order[:k]]
+
+
+def top_k_per_query(query: np.ndarray, item: np.ndarray, scores: np.ndarray, k: int):  # type: ignore[no-untyped-def]
+    """Yield (query, items, scores) with each query's best ``k`` rows, ties by item order."""
+    if len(query) == 0:
+        return
+    order = np.lexsort((item, -scores, query))
+    query, item, scores = query[order], item[order], scores[order]
+    starts = np.flatnonzero(np.r_[True, query[1:] != query[:-1]])
+    ends = np.r_[starts[1:], len(query)]
+    for start, end in zip(starts, ends, strict=True):
+        stop = min(end, start + k)
+        yield query[start], item[start:stop].astype(np.int64), scores[start:stop]
+
+
+def top_up(
+    items: np.ndarray,
+    scores: np.ndarray,
+    source: str,
+    popularity: np.ndarray,
+    bought: np.ndarray,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Fill a list shorter than ``k`` with popular items, scored below what is already there.
+
+    An empty list becomes the popular list itself, scored by popularity.
+    """
+    sources = [source] * len(items)
+    if len(items) >= k:
+        return items, scores, sources
+    taken = np.zeros(len(popularity), dtype=bool)
+    taken[items] = True
+    taken[bought] = True
+    fill = top_k(np.where(taken, -np.inf, popularity), k - len(items))
+    if len(items):
+        fill_scores = float(scores.min()) - 1.0 - np.arange(len(fill), dtype=np.float64)
+    else:
+        fill_scores = popularity[fill].astype(np.float64)
+    return (
+        np.concatenate([items, fill]),
+        np.concatenate([scores, fill_scores]),
+        sources + [POPULAR] * len(fill),
+    )
+
+
+def _to_frame(
+    lists: list[tuple[str, np.ndarray, np.ndarray, list[str]]], item_ids: np.ndarray
+) -> pl.DataFrame:
+    if not lists:
+        return pl.DataFrame(schema=OUTPUT_SCHEMA)
+    lengths = [len(items) for _, items, _, _ in lists]
+    return pl.DataFrame(
+        {
+            Columns.USER: np.repeat([u for u, _, _, _ in lists], lengths),
+            Columns.ITEM: item_ids[np.concatenate([items for _, items, _, _ in lists])],
+            Columns.RANK: np.concatenate([np.arange(1, n + 1) for n in lengths]),
+            Columns.SCORE: np.concatenate([scores for _, _, scores, _ in lists]),
+            SOURCE: [s for _, _, _, sources in lists for s in sources],
+        },
+        schema=OUTPUT_SCHEMA,
+    )

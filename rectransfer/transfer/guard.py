@@ -1,0 +1,146 @@
+"""The negative-transfer guard: every decision to ship or keep something learnt is made here.
+
+* :func:`decide`: which ranker a retailer's adapted model ships (broad, adapted, blend or
+  local-only);
+* :func:`keep_tuned`: whether adapt's per-retailer encoder step keeps the tuned encoder;
+* :func:`lead_beyond_noise`: the one rule both use: a challenger wins only when it beats the
+  incumbent by more than one standard error of the paired difference over the same customers.
+* :func:`too_little_to_adapt`: a retailer with too few customers to fine-tune and validate on
+  keeps the broad model as it is.
+
+On the retailer's own validation split (each customer's last item, never used in training) the
+guard compares the broad model as it is, the adapted model, a model of the same kind trained on
+the retailer alone, and the blend of the adapted and the local-only model (their scores summed),
+with popularity alongside for scale (see :func:`decide` for the rule); the report keeps every
+figure and the reason.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rectransfer.model.config import CANDIDATES, Choice, GuardReport
+
+__all__ = [
+    "CANDIDATES",
+    "GuardReport",
+    "decide",
+    "keep_tuned",
+    "lead_beyond_noise",
+    "too_little_to_adapt",
+]
+
+# The models that carry what was learnt at other retailers; on a tie the simpler one ships.
+TRANSFERRED: tuple[Choice, ...] = ("broad", "adapted", "blend")
+MIN_VALIDATION_CUSTOMERS = 20
+
+
+def too_little_to_adapt(validation_customers: int, training_lists: int) -> str | None:
+    """Why the broad model ships untouched when a retailer has too few customers to fine-tune and
+    validate on (fewer than ``MIN_VALIDATION_CUSTOMERS`` of either); None when there are enough.
+
+    Examples
+    --------
+    >>> too_little_to_adapt(500, 900) is None
+    True
+    >>> too_little_to_adapt(3, 900)
+    'too little data to fine-tune and validate (3 validation customers, need 20); shipping broad'
+    """
+    if validation_customers < MIN_VALIDATION_CUSTOMERS or training_lists < MIN_VALIDATION_CUSTOMERS:
+        return (
+            f"too little data to fine-tune and validate ({validation_customers} validation "
+            f"customers, need {MIN_VALIDATION_CUSTOMERS}); shipping broad"
+        )
+    return None
+
+
+def decide(gains: dict[str, np.ndarray]) -> tuple[Choice, str]:
+    """Pick what ships from per-customer validation gains (NDCG@10) of the rankers.
+
+    The transferred models (``adapted``, ``blend``: adapted plus local-only, ``broad``) are the
+    prior: the one with the highest mean is the candidate (on a tie the simpler: ``broad``, then
+    ``adapted``, then ``blend``). The local-only model ships only when it beats that candidate by
+    more than one standard error of the paired difference; a smaller lead on a few hundred
+    customers is noise, and the transferred models rest on far more data. ``blend`` may be
+    absent.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ones = np.ones(100)
+    >>> decide({"adapted": 0.3 * ones, "broad": 0.2 * ones, "local": 0.1 * ones})[0]
+    'adapted'
+    >>> decide({"adapted": 0.1 * ones, "broad": 0.2 * ones, "local": 0.1 * ones})[0]
+    'broad'
+    >>> decide({"adapted": 0.2 * ones, "broad": 0.1 * ones, "local": 0.2 * ones,
+    ...         "blend": 0.25 * ones})[0]
+    'blend'
+    """
+    mean = {name: float(np.mean(g)) for name, g in gains.items()}
+    present = [name for name in TRANSFERRED if name in gains]
+    transfer = max(present, key=lambda name: (mean[name], -present.index(name)))
+    local = mean["local"]
+    wins, margin = lead_beyond_noise(gains["local"], gains[transfer])
+    if wins:
+        return "local", (
+            f"negative transfer: local-only {local:.4f} beats {transfer} {mean[transfer]:.4f} "
+            f"by more than one standard error ({margin:.4f}); shipping local"
+        )
+    rivals = [f"{_LABELS[n]} {mean[n]:.4f}" for n in present if n != transfer]
+    if local > mean[transfer]:
+        tail = f"; local-only {local:.4f} is within one standard error ({margin:.4f})"
+    else:
+        tail = ""
+        rivals.append(f"local-only {local:.4f}")
+    if transfer == "broad":
+        return "broad", (
+            f"negative transfer: broad {mean['broad']:.4f} is at least {', '.join(rivals)}"
+            f"{tail}; shipping broad"
+        )
+    return transfer, f"{_LABELS[transfer]} {mean[transfer]:.4f} beats {', '.join(rivals)}{tail}"
+
+
+_LABELS = {
+    "adapted": "adapted",
+    "blend": "blend (adapted + local-only)",
+    "broad": "broad",
+    "local": "local-only",
+}
+
+
+def paired_stderr(difference: np.ndarray) -> float:
+    """Standard error of the mean of paired per-customer differences (0 for one customer)."""
+    return float(difference.std(ddof=1) / np.sqrt(len(difference))) if len(difference) > 1 else 0.0
+
+
+def lead_beyond_noise(challenger: np.ndarray, incumbent: np.ndarray) -> tuple[bool, float]:
+    """Whether ``challenger`` beats ``incumbent`` on the same customers by more than one standard
+    error of their paired difference; returns the decision and that standard error.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lead_beyond_noise(np.array([0.5, 0.6, 0.6, 0.7]), np.array([0.1, 0.2, 0.3, 0.2]))[0]
+    True
+    >>> lead_beyond_noise(np.array([0.2, 0.2]), np.array([0.2, 0.2]))
+    (False, 0.0)
+    """
+    margin = paired_stderr(challenger - incumbent)
+    return bool(float(np.mean(challenger)) - float(np.mean(incumbent)) > margin), margin
+
+
+def keep_tuned(base_gains: np.ndarray, tuned_gains: np.ndarray) -> tuple[bool, float | None]:
+    """Keep the tuned encoder only if the same customers' validation gains (NDCG@10 of what the
+    guard ships) rise by more than one standard error of the paired difference.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> keep_tuned(np.array([0.1, 0.2, 0.3, 0.2]), np.array([0.5, 0.6, 0.6, 0.7]))[0]
+    True
+    >>> keep_tuned(np.array([0.1, 0.2, 0.3, 0.2]), np.array([0.1, 0.3, 0.2, 0.2]))[0]
+    False
+    """
+    if len(base_gains) != len(tuned_gains) or len(base_gains) < 2:
+        return False, None
+    return lead_beyond_noise(tuned_gains, base_gains)

@@ -1,0 +1,160 @@
+"""The broad behaviour model: one ranker learnt from many retailers' interactions at once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import GroupShuffleSplit
+
+from rectransfer.data.retailer import RetailerData
+from rectransfer.errors import ConfigError, SchemaError
+from rectransfer.model.config import EncoderInfo, ModelConfig
+from rectransfer.model.recmodel import RecModel
+from rectransfer.prepared.prepare import prepare
+from rectransfer.ranking.candidates import CandidateConfig
+from rectransfer.ranking.features import FEATURE_NAMES
+from rectransfer.ranking.ranker import (
+    BROAD_EARLY_STOPPING_ROUNDS,
+    BROAD_PARAMS,
+    BROAD_ROUNDS,
+    train_ranker,
+)
+from rectransfer.ranking.training_data import LabelledRows, labelled_rows
+from rectransfer.text.encoder import Encoder
+from rectransfer.text.load import encoder_spec, load_encoder
+from rectransfer.utils.versions import library_versions, now_iso
+from rectransfer.utils.versions import package_version as _package_version
+
+EARLY_STOPPING_SHARE = 0.1  # customers held out (by customer, across all sources) to pick rounds
+MIN_TRAINING_LISTS = 10
+MAX_TRAINING_NEGATIVES = 100  # per training list; the rest add cost, not signal
+
+
+def split_by_customer(
+    rows: LabelledRows, *, test_size: float, random_state: int
+) -> tuple[LabelledRows, LabelledRows]:
+    """Split groups so that every customer's groups land on one side (no leakage across cuts)."""
+    if rows.n_groups < 2:
+        return rows, rows.subset_groups(np.zeros(0, dtype=np.int64))
+    splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=random_state)
+    train_idx, valid_idx = next(splitter.split(np.zeros(rows.n_groups), groups=rows.group_customer))
+    return rows.subset_groups(np.sort(train_idx)), rows.subset_groups(np.sort(valid_idx))
+
+
+def pretrain(
+    sources: Sequence[RetailerData | str | Path],
+    *,
+    encoder: Encoder | None = None,
+    candidates: CandidateConfig | None = None,
+    max_customers_per_retailer: int | None = 8_000,
+    cuts: int = 3,
+    max_rounds: int = BROAD_ROUNDS,
+    params: dict[str, Any] | None = None,
+    random_state: int = 0,
+    early_stopping_rounds: int = BROAD_EARLY_STOPPING_ROUNDS,
+) -> RecModel:
+    """Train the broad ranker on several retailers' folders at once.
+
+    Each source contributes, per customer, their last ``cuts`` items as labels, each with
+    everything before it as context (more cuts: more training lists from the same customers; on
+    the sample shops three cuts gave a clearly better broad model than one). Rounds are chosen by
+    early stopping on 10% of the customers, held out across all sources.
+
+    Parameters
+    ----------
+    sources
+        Retailer folders or loaded :class:`RetailerData`.
+    encoder
+        The text encoder (default: the packaged all-MiniLM-L6-v2 with the on-disk cache); what
+        rebuilds it is saved in the model, and its fingerprint is checked at load time.
+    max_customers_per_retailer
+        Training lists sampled (seeded) per source, spread over the cuts, to bound time and
+        memory on big shops; each list keeps at most ``MAX_TRAINING_NEGATIVES`` unlabelled items.
+    early_stopping_rounds
+        Rounds without a better score on the held-out customers before training stops. The
+        sources' validation curve can dip for tens of rounds and climb again, so the default
+        waits 100 (adaptation waits 30): on the six Amazon sources that trained 187 rounds
+        instead of 29, and transfer to every target gained 2-5% (``docs/BENCHMARKS.md``). Fewer
+        trees are cheaper to score at every shop.
+
+    Examples
+    --------
+    >>> import rectransfer as rt
+    >>> broad = rt.pretrain(["shops/a", "shops/b", "shops/c"])  # doctest: +SKIP
+    >>> broad.save("models/broad")  # doctest: +SKIP
+    """
+    if not sources:
+        raise ConfigError("pretrain needs at least one source retailer folder; none was given.")
+    if cuts < 1:
+        raise ConfigError(f"cuts must be >= 1, got {cuts!r}.")
+    if (
+        isinstance(early_stopping_rounds, bool)
+        or not isinstance(early_stopping_rounds, int)
+        or early_stopping_rounds < 1
+    ):
+        raise ConfigError(
+            f"early_stopping_rounds must be a positive integer, got {early_stopping_rounds!r}."
+        )
+    encoder = encoder if encoder is not None else load_encoder()
+    candidates = candidates or CandidateConfig()
+    datasets = [s if isinstance(s, RetailerData) else RetailerData.load(s) for s in sources]
+    names = [d.name for d in datasets]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"source retailers need distinct names, got {names!r}.")
+
+    parts = []
+    for i, data in enumerate(datasets):
+        prepared = prepare(data, encoder)
+        parts.append(
+            labelled_rows(
+                prepared,
+                range(cuts),
+                config=candidates,
+                customer_key_offset=i << 40,
+                max_customers=None
+                if max_customers_per_retailer is None
+                else max(1, max_customers_per_retailer // cuts),
+                max_negatives=MAX_TRAINING_NEGATIVES,
+                random_state=random_state + i,
+            )
+        )
+    rows = LabelledRows.concat(parts)
+    n_lists = rows.positives_only().n_groups
+    if n_lists < MIN_TRAINING_LISTS:
+        raise SchemaError(
+            f"interactions of {names!r}: only {n_lists} training lists (a returning customer "
+            f"whose next item is among the candidates); pretraining needs {MIN_TRAINING_LISTS}. "
+            "Give sources with more customers who came back."
+        )
+    train, valid = split_by_customer(
+        rows, test_size=EARLY_STOPPING_SHARE, random_state=random_state
+    )
+    booster, rounds = train_ranker(
+        train,
+        valid,
+        params=params or BROAD_PARAMS,
+        max_rounds=max_rounds,
+        random_state=random_state,
+        patience=early_stopping_rounds,
+    )
+    config = ModelConfig(
+        package_version=_package_version(),
+        created_at=now_iso(),
+        kind="broad",
+        encoder=EncoderInfo.of(encoder, encoder_spec(encoder)),
+        feature_names=list(FEATURE_NAMES),
+        candidates=candidates.to_dict(),
+        params={
+            **(params or BROAD_PARAMS),
+            "cuts": cuts,
+            "early_stopping_rounds": early_stopping_rounds,
+        },
+        rounds={"broad": rounds},
+        trained_on=names,
+        library_versions=library_versions(),
+        random_state=random_state,
+    )
+    return RecModel(booster, config, encoder=encoder)

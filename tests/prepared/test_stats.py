@@ -1,0 +1,114 @@
+import numpy as np
+import scipy.sparse as sp
+
+import rectransfer.prepared.stats as stats_module
+from rectransfer.data.histories import Histories
+from rectransfer.prepared.stats import BehaviourStats, strongest_per_row
+
+
+def _stats() -> BehaviourStats:
+    # three customers: 0 -> 1 -> 2, 0 -> 1, 3 ; item 4 never seen
+    h = Histories(
+        indptr=np.array([0, 3, 5, 6]),
+        items=np.array([0, 1, 2, 0, 1, 3], dtype=np.int32),
+        times=np.array([1, 2, 3, 4, 5, 6], dtype=np.int64),
+        n_items=5,
+    )
+    return BehaviourStats.build(h)
+
+
+def test_counts_and_percentiles():
+    s = _stats()
+    assert s.count.tolist() == [2, 2, 1, 1, 0]
+    assert s.pop_pct[4] == 0  # unseen
+    assert s.pop_pct[0] > s.pop_pct[2] > 0
+    assert np.isnan(s.first_seen_pct[4])
+    assert s.first_seen_pct[0] < s.first_seen_pct[3]
+
+
+def test_transitions_are_conditional_probabilities_in_both_directions():
+    s = _stats()
+    fwd = s.trans_fwd.toarray()
+    assert fwd[0, 1] == 1.0  # 0 is always followed by 1
+    assert fwd[1, 2] == 1.0
+    assert fwd[2].sum() == 0  # nothing after 2
+    bwd = s.trans_bwd.toarray()
+    assert bwd[1, 0] == 1.0  # 1 is always preceded by 0
+
+
+def test_cooccurrence_is_symmetric_and_never_crosses_customers():
+    s = _stats()
+    c = s.cooc.toarray()
+    np.testing.assert_allclose(c, c.T)
+    assert c[0, 1] > 0 and c[0, 2] > 0
+    assert c[2, 3] == 0  # 3 was bought by another customer only
+    assert np.all(np.diag(c) == 0)
+
+
+def test_strongest_per_row_keeps_each_rows_largest_values_ties_to_the_lower_column():
+    rng = np.random.default_rng(3)
+    dense = rng.integers(0, 4, size=(40, 30)).astype(np.float32)  # many ties
+    dense[rng.random(dense.shape) < 0.5] = 0
+    kept = strongest_per_row(sp.csr_matrix(dense), 5).toarray()
+    for row, out in zip(dense, kept, strict=True):
+        nonzero = np.flatnonzero(row)
+        best = nonzero[np.lexsort((nonzero, -row[nonzero]))][:5]
+        expected = np.zeros_like(row)
+        expected[best] = row[best]
+        np.testing.assert_array_equal(out, expected)
+
+
+def test_popular_items_keep_only_their_strongest_partners(monkeypatch):
+    # item 0 follows and precedes each of items 1..6 in six customers' histories; item 1 twice
+    sequences = [[0, i] for i in range(1, 7)] + [[1, 0]]
+    h = Histories(
+        indptr=np.cumsum([0] + [len(s) for s in sequences]),
+        items=np.concatenate(sequences).astype(np.int32),
+        times=np.arange(sum(len(s) for s in sequences), dtype=np.int64),
+        n_items=7,
+    )
+    full = BehaviourStats.build(h)
+    monkeypatch.setattr(stats_module, "ITEM_PARTNERS", 3)
+    capped = BehaviourStats.build(h)
+    for name in ("cooc", "trans_fwd", "trans_bwd"):
+        before, after = getattr(full, name), getattr(capped, name)
+        assert np.diff(after.indptr).max() <= 3, name
+        np.testing.assert_array_equal(
+            after.toarray(), strongest_per_row(before, 3).toarray(), err_msg=name
+        )
+    assert np.diff(full.cooc.indptr)[0] == 6 and np.diff(capped.cooc.indptr)[0] == 3
+    assert capped.cooc[0, 1] == full.cooc[0, 1]  # the partner seen twice is kept
+
+
+def test_counting_pairs_in_slices_of_customers_changes_nothing(monkeypatch):
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(1, 9, size=40)
+    h = Histories(
+        indptr=np.concatenate([[0], np.cumsum(lengths)]),
+        items=rng.integers(0, 25, size=int(lengths.sum())).astype(np.int32),
+        times=np.arange(int(lengths.sum()), dtype=np.int64),
+        n_items=25,
+    )
+    whole = BehaviourStats.build(h)
+    monkeypatch.setattr(stats_module, "PAIR_EVENTS_PER_SLICE", 7)  # cuts inside customers
+    sliced = BehaviourStats.build(h)
+    for name in ("cooc", "trans_fwd", "trans_bwd"):
+        np.testing.assert_array_equal(
+            getattr(sliced, name).toarray(), getattr(whole, name).toarray(), err_msg=name
+        )
+
+
+def test_popularity_without_some_customers_takes_out_their_events_only():
+    from rectransfer.prepared.stats import popularity_without
+
+    histories = Histories(
+        indptr=np.array([0, 3, 5, 8]),
+        items=np.array([0, 1, 2, 1, 2, 3, 3, 3], dtype=np.int32),  # only customer 2 took item 3
+        times=np.arange(8, dtype=np.int64),
+        n_items=5,
+    )
+    full = BehaviourStats.build(histories)
+    nobody, without = popularity_without(histories, [np.array([], dtype=np.int64), np.array([2])])
+    assert np.allclose(nobody, full.recent_pct + full.pop_pct)
+    assert without[3] == 0 and without[4] == 0  # as unknown as an item nobody took
+    assert without[1] > 0 and without[2] > 0

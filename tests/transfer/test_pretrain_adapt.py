@@ -1,0 +1,130 @@
+import importlib
+
+import numpy as np
+import pytest
+
+import rectransfer as rt
+from rectransfer.metrics import ndcg_at, target_ranks
+from rectransfer.prepared.prepare import prepare
+from rectransfer.ranking.candidates import CandidateConfig
+from rectransfer.ranking.ranker import EARLY_STOPPING_ROUNDS
+from rectransfer.ranking.training_data import labelled_rows
+from rectransfer.transfer.adapt import adapt
+from tests.conftest import make_shop
+
+ADAPT = importlib.import_module(
+    "rectransfer.transfer.adapt"
+)  # the module: rt.adapt is the function
+
+
+def test_broad_model_learns_the_planted_sequences_on_an_unseen_shop(broad, encoder):
+    # a shop it never saw: different ids, same behaviour
+    unseen = prepare(make_shop("unseen", seed=99, n_users=80), encoder)
+    rows = labelled_rows(unseen, range(1), config=CandidateConfig())
+    ranks = target_ranks(
+        rows.group, rows.rows.label, broad.score(rows.rows.features), rows.n_groups
+    )
+    popularity_like = target_ranks(
+        rows.group,
+        rows.rows.label,
+        rows.rows.features[:, rt.FEATURE_NAMES.index("pop_pct")].astype(np.float64),
+        rows.n_groups,
+    )
+    assert ndcg_at(ranks, 10) > 0.3
+    assert ndcg_at(ranks, 10) > 2 * ndcg_at(popularity_like, 10)
+
+
+def test_broad_config_records_what_it_was_trained_on(broad, sources):
+    assert broad.kind == "broad"
+    assert broad.config.trained_on == [s.name for s in sources]
+    assert broad.config.encoder.dim == 64
+    assert broad.config.feature_names == list(rt.FEATURE_NAMES)
+    assert broad.config.rounds["broad"] >= 1
+
+
+def test_adapt_reports_all_figures_and_ships_the_best(broad, target):
+    model = adapt(broad, target, random_state=0)
+    guard = model.guard
+    assert guard is not None
+    assert set(guard.ndcg) == {"popularity", "broad", "local", "adapted", "blend"}
+    assert guard.validation_customers == 90
+    shipped = guard.decision
+    local = guard.ndcg["local"]
+    # the guard's rule (rectransfer.transfer.guard.decide): the best transferred model ships, unless
+    # local-only is ahead of it (by more than a standard error)
+    transferred = {name: guard.ndcg[name] for name in ("broad", "adapted", "blend")}
+    if shipped == "local":
+        assert local > max(transferred.values())
+    else:
+        assert guard.ndcg[shipped] == max(transferred.values())
+    assert model.kind == shipped
+    assert model.config.retailer == "target"
+    assert model.config.base_model_version == broad.model_version
+    assert guard.ndcg[shipped] > guard.ndcg["popularity"]
+
+
+def test_adapt_falls_back_when_too_few_customers(broad):
+    tiny = make_shop("tiny", seed=5, n_users=8)
+    model = adapt(broad, tiny)
+    assert model.kind == "broad"
+    assert model.guard is not None and "too little data" in model.guard.reason
+    assert model.model_version == broad.model_version
+
+
+def test_adapt_refuses_a_shop_without_returning_customers(broad):
+    shop = make_shop("once", seed=1, n_users=10)
+    first = shop.interactions.group_by("user_id").head(1)
+    once = rt.RetailerData.from_frames(shop.items, first, name="once")
+    with pytest.raises(rt.SchemaError, match="two or more interactions"):
+        adapt(broad, once)
+
+
+def test_pretraining_is_deterministic(sources, encoder, broad):
+    again = rt.pretrain(sources, encoder=encoder, random_state=0)
+    assert again.model_version == broad.model_version
+
+
+def test_pretraining_on_sources_too_small_to_learn_from_is_a_clear_error(encoder):
+    tiny = make_shop("tinysrc", seed=2, n_users=3)
+    with pytest.raises(rt.SchemaError, match="training lists"):
+        rt.pretrain([tiny], encoder=encoder)
+
+
+def test_a_blend_ships_as_one_booster_scoring_adapted_plus_local(
+    broad, target, tmp_path, monkeypatch
+):
+    fitted = ADAPT.fit_adaptation(broad, target, random_state=0)
+    blend, adapted, local = (fitted.rankers[n] for n in ("blend", "adapted", "local"))
+    assert blend.num_trees() == adapted.num_trees() + local.num_trees()
+    config = CandidateConfig(**broad.config.candidates)
+    rows = labelled_rows(fitted.prepared, range(1), config=config)
+    features = rows.rows.features
+    assert np.allclose(
+        blend.predict(features), adapted.predict(features) + local.predict(features), atol=1e-9
+    )
+    # shipped as such, it saves, loads and serves like any model
+    monkeypatch.setattr(ADAPT, "decide", lambda gains: ("blend", "forced for the test"))
+    model = adapt(broad, target, random_state=0)
+    assert model.kind == "blend" and model.config.trained_on[-1] == "target"
+    loaded = rt.RecModel.load(model.save(tmp_path / "blend"))
+    assert loaded.kind == "blend" and loaded.model_version == model.model_version
+    assert loaded.recommend(target, k=5).equals(model.recommend(target, k=5))
+
+
+def test_pretraining_waits_as_long_as_asked_before_it_stops_early(sources, encoder, monkeypatch):
+    pretrain_module = importlib.import_module("rectransfer.transfer.pretrain")
+    seen = []
+    real = pretrain_module.train_ranker
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["patience"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pretrain_module, "train_ranker", spy)
+    model = rt.pretrain(sources[:2], encoder=encoder, random_state=0, early_stopping_rounds=7)
+    rt.pretrain(sources[:2], encoder=encoder, random_state=0)
+    # the broad model waits longer by default than adaptation does
+    assert seen == [7, 100] and EARLY_STOPPING_ROUNDS == 30
+    assert model.config.params["early_stopping_rounds"] == 7
+    with pytest.raises(rt.ConfigError, match="early_stopping_rounds"):
+        rt.pretrain(sources[:2], encoder=encoder, early_stopping_rounds=0)
