@@ -8,8 +8,10 @@ The retailer is prepared once by one task, its customers are recommended for in 
 from __future__ import annotations
 
 from prefect import flow
+from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, ConfigDict, PositiveInt
 
+from rectransfer.orchestration.report import RetailerOutcome, markdown_report
 from rectransfer.orchestration.runners import Runner, with_runner
 from rectransfer.orchestration.tasks import (
     encoder_from,
@@ -39,12 +41,18 @@ class RecommendParams(BaseModel):
 
 @flow(name="rectransfer-recommend", log_prints=True)
 def recommend(params: RecommendParams) -> str:
-    """Recommend for every customer of the retailer and write the Parquet partition."""
-    return with_runner(recommend_run, params.runner, address=params.dask_address)(params)
+    """Recommend for every customer of the retailer, write the Parquet partition and report it."""
+    outcome = with_runner(recommend_run, params.runner, address=params.dask_address)(params)
+    create_markdown_artifact(
+        key="rectransfer-recommend",
+        markdown=markdown_report(f"Recommendations for {outcome.retailer}", [outcome])
+        + f"\n\nWritten to `{outcome.export}`.",
+    )
+    return str(outcome.export)
 
 
 @flow(name="rectransfer-recommend-run", log_prints=True)
-def recommend_run(params: RecommendParams) -> str:
+def recommend_run(params: RecommendParams) -> RetailerOutcome:
     """The work of :func:`recommend` on the flow's own task runner."""
     encoder = encoder_from(params.encoder, params.cache_dir)
     ready = load_ready_task.submit(params.model, params.retailer, params.name, encoder)
@@ -57,4 +65,5 @@ def recommend_run(params: RecommendParams) -> str:
         root=params.out,
         run_date=params.run_date,
     )
-    return result_or_cause(write, chunks).path
+    written = result_or_cause(write, chunks)
+    return plan.outcome.model_copy(update={"export": written.path, "rows": written.rows})
