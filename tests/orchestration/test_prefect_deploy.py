@@ -30,7 +30,7 @@ import pytest
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-from .conftest import ROOT, SAMPLE_DATA
+from tests.conftest import ROOT, SAMPLE_DATA
 
 try:
     import psutil  # with the dask extra
