@@ -104,6 +104,10 @@ def pretrain(
     names = [d.name for d in datasets]
     if len(set(names)) != len(names):
         raise ConfigError(f"source retailers need distinct names, got {names!r}.")
+    # In name order: seeds and row order then follow the sources, not the order they were listed
+    # in, so the same sources always give the same model.
+    datasets.sort(key=lambda d: d.name)
+    names = sorted(names)
 
     parts = []
     for i, data in enumerate(datasets):

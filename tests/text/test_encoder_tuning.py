@@ -18,9 +18,8 @@ from rectransfer.text.encoder import SentenceTransformerEncoder
 from rectransfer.transfer.guard import keep_tuned
 from tests.conftest import make_shop
 
-ADAPT = importlib.import_module(
-    "rectransfer.transfer.adapt"
-)  # the module: rt.adapt is the function
+# the module: rt.adapt is the function
+ADAPT = importlib.import_module("rectransfer.transfer.adapt")
 
 
 # torch with one thread: on a shared 2-core box, two spinning OpenMP threads run ~15x slower

@@ -12,9 +12,8 @@ from rectransfer.ranking.training_data import labelled_rows
 from rectransfer.transfer.adapt import adapt
 from tests.conftest import make_shop
 
-ADAPT = importlib.import_module(
-    "rectransfer.transfer.adapt"
-)  # the module: rt.adapt is the function
+# the module: rt.adapt is the function
+ADAPT = importlib.import_module("rectransfer.transfer.adapt")
 
 
 def test_broad_model_learns_the_planted_sequences_on_an_unseen_shop(broad, encoder):
@@ -82,6 +81,14 @@ def test_adapt_refuses_a_shop_without_returning_customers(broad):
 def test_pretraining_is_deterministic(sources, encoder, broad):
     again = rt.pretrain(sources, encoder=encoder, random_state=0)
     assert again.model_version == broad.model_version
+
+
+def test_the_broad_model_does_not_depend_on_the_order_of_its_sources(sources, encoder, broad):
+    # the fixture's sources are in name order; given the other way round, the same model
+    shuffled = [sources[2], sources[0], sources[1]]
+    again = rt.pretrain(shuffled, encoder=encoder, random_state=0)
+    assert again.booster.model_to_string() == broad.booster.model_to_string()
+    assert again.config.trained_on == broad.config.trained_on == sorted(s.name for s in sources)
 
 
 def test_pretraining_on_sources_too_small_to_learn_from_is_a_clear_error(encoder):
