@@ -47,7 +47,16 @@ def model_dir(broad, tmp_path_factory):
     [
         (
             ["export", "--customers", "150,300", "--items", "400", "--k", "5", "--model"],
-            {"customers", "items", "seconds", "peak_rss_gb", "limit_seconds", "limit_ratio"},
+            {
+                "customers",
+                "items",
+                "seconds",
+                "peak_rss_gb",
+                "limit_seconds",
+                "limit_ratio",
+                "fast_limit_seconds",
+                "fast_limit_ratio",
+            },
         ),
         (
             ["online", "--items", "400", "--customers", "100", "--requests", "12", "--model"],
@@ -68,6 +77,7 @@ def test_bench_commands_write_their_json(tmp_path, model_dir, argv, keys):
     if argv[0] == "export":
         assert [run["customers"] for run in result["runs"]] == [150, 300]
         assert result["rows"] == 300 * 5
+        assert result["fast_limit_seconds"] > 0 and result["limit_seconds"] > 0
     if argv[0] == "online":
         assert result["requests"] == 12 and result["p99_ms"] >= result["p50_ms"] > 0
     if argv[0] == "adapt":
@@ -83,6 +93,7 @@ def test_bench_export_from_files_without_the_limit(tmp_path, model_dir):
     assert result["rows"] == 200 * 4 and result["load_seconds"] > 0
     assert "generate_seconds" not in result
     assert result["limit_seconds"] is None and result["limit_ratio"] is None
+    assert result["fast_limit_seconds"] is None and result["fast_limit_ratio"] is None
     assert 0 < result["peak_rss_gb_before_export"] <= result["peak_rss_gb"]
 
 
