@@ -1,4 +1,4 @@
-"""The ``rectransfer`` console script: pretrain, adapt, recommend, demo.
+"""The ``rectransfer`` console script: check, pretrain, adapt, recommend, benchmark, demo.
 
 Exit codes: 0 on success; 2 with a one-line ``rectransfer: error: ...`` (no traceback) when the
 input or options are bad.
@@ -9,22 +9,40 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
-from rectransfer.errors import RecTransferError
+from rectransfer.data.columns import Columns
+from rectransfer.data.retailer import RetailerData
+from rectransfer.errors import DataQualityWarning, RecTransferError
 from rectransfer.evaluation.perf import BENCHMARKS, benchmark_module
 from rectransfer.ranking.ranker import BROAD_EARLY_STOPPING_ROUNDS
+from rectransfer.utils.versions import package_version
 
 
-def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults shown by the formatter, never typed into a help string; none for required
+    options, flags and options without a default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.required or action.default in (None, False, argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _add_encoder_options(parser: argparse.ArgumentParser, *, model_given: bool = False) -> None:
     parser.add_argument(
         "--encoder",
-        default="default",
-        help="text encoder: 'default' (the packaged all-MiniLM-L6-v2), a local "
-        "sentence-transformers model directory, 'onnx-int8:default' or 'onnx-int8:DIR' (the "
-        "same model as int8 ONNX: 4-8x faster, cosine ~0.995 to float32), or 'hashing[:DIM]' "
-        "(fast, for trials). Default: %(default)s",
+        default=None if model_given else "default",
+        help=(
+            "text encoder: 'default' (the packaged all-MiniLM-L6-v2), a local "
+            "sentence-transformers model directory, 'onnx-int8:default' or 'onnx-int8:DIR' (the "
+            "same model as int8 ONNX: 4-8x faster, cosine ~0.995 to float32), or 'hashing[:DIM]' "
+            "(fast, for trials)"
+        )
+        + (". Default: the encoder the model was trained with" if model_given else ""),
     )
     parser.add_argument(
         "--cache-dir",
@@ -32,61 +50,84 @@ def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="embedding cache folder (default: $RECTRANSFER_CACHE_DIR or ~/.cache/rectransfer)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rectransfer.text import training as et
+
     parser = argparse.ArgumentParser(
         prog="rectransfer",
         description="Transfer-learnt product recommendations for small retailers.",
+        formatter_class=_HelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = commands.add_parser("pretrain", help="train the broad model on several retailers")
-    p.add_argument("--sources", nargs="+", type=Path, required=True, metavar="DIR")
-    p.add_argument("--out", type=Path, required=True, metavar="MODEL_DIR")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=help,
+            description=help[0].upper() + help[1:] + ".",
+            formatter_class=_HelpFormatter,
+        )
+
+    c = command("check", "validate a retailer folder against the data contract, without training")
+    c.add_argument("folder", type=Path, metavar="DIR", help="the retailer's folder")
+    c.add_argument("--name", default=None, help="retailer name (default: the folder's name)")
+
+    p = command("pretrain", "train the broad model on several retailers")
     p.add_argument(
-        "--max-customers",
-        type=int,
-        default=8_000,
-        help="training lists sampled per source (default: %(default)s)",
+        "--sources", nargs="+", type=Path, required=True, metavar="DIR", help="retailer folders"
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, metavar="MODEL_DIR", help="where the model is saved"
+    )
+    p.add_argument(
+        "--max-customers", type=int, default=8_000, help="training lists sampled per source"
     )
     p.add_argument(
         "--early-stopping-rounds",
         type=int,
         default=BROAD_EARLY_STOPPING_ROUNDS,
         help="rounds without a better validation score before training stops; larger trains "
-        "longer, with more trees to score (default: %(default)s)",
+        "longer, with more trees to score",
     )
     _add_encoder_options(p)
 
-    from rectransfer.text import training as et
-
-    e = commands.add_parser(
-        "pretrain-encoder", help="fine-tune the text encoder on several retailers' product pairs"
+    e = command(
+        "pretrain-encoder", "fine-tune the text encoder on several retailers' product pairs"
     )
-    e.add_argument("--sources", nargs="+", type=Path, required=True, metavar="DIR")
-    e.add_argument("--out", type=Path, required=True, metavar="ENCODER_DIR")
+    e.add_argument(
+        "--sources", nargs="+", type=Path, required=True, metavar="DIR", help="retailer folders"
+    )
+    e.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="ENCODER_DIR",
+        help="where the fine-tuned sentence-transformers folder is published",
+    )
     e.add_argument(
         "--encoder",
         default="default",
         metavar="BASE",
         help="model to start from: 'default' (the packaged all-MiniLM-L6-v2) or a local "
-        "sentence-transformers directory. Default: %(default)s",
+        "sentence-transformers directory",
     )
     e.add_argument(
         "--freeze-layers",
         type=int,
         default=et.DEFAULT_FREEZE_LAYERS,
         metavar="N",
-        help="lowest transformer layers kept frozen, besides the embeddings (default: %(default)s)",
+        help="lowest transformer layers kept frozen, besides the embeddings",
     )
-    e.add_argument("--epochs", type=int, default=et.DEFAULT_EPOCHS, help="default: %(default)s")
+    e.add_argument("--epochs", type=int, default=et.DEFAULT_EPOCHS, help="passes over the pairs")
     e.add_argument(
         "--max-pairs",
         type=int,
         default=et.DEFAULT_MAX_PAIRS,
-        help="product-text pairs, spread across sources (default: %(default)s)",
+        help="product-text pairs, spread across sources",
     )
     e.add_argument(
         "--work-dir", type=Path, default=None, help="checkpoints (default: ENCODER_DIR.work)"
@@ -94,12 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: one per core)"
     )
-    e.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    e.add_argument("--seed", type=int, default=0, help="random seed")
 
-    a = commands.add_parser("adapt", help="fine-tune a broad model to one retailer (with guard)")
-    a.add_argument("--base", type=Path, required=True, metavar="MODEL_DIR")
-    a.add_argument("--retailer", type=Path, required=True, metavar="DIR")
-    a.add_argument("--out", type=Path, required=True, metavar="MODEL_DIR")
+    a = command("adapt", "fine-tune a broad model to one retailer (with guard)")
+    a.add_argument("--base", type=Path, required=True, metavar="MODEL_DIR", help="the broad model")
+    a.add_argument(
+        "--retailer", type=Path, required=True, metavar="DIR", help="the retailer's folder"
+    )
+    a.add_argument(
+        "--out", type=Path, required=True, metavar="MODEL_DIR", help="where the model is saved"
+    )
     a.add_argument("--name", default=None, help="retailer name (default: the folder's name)")
     a.add_argument(
         "--tune-encoder",
@@ -109,57 +154,83 @@ def build_parser() -> argparse.ArgumentParser:
         help="also tune the text encoder on this retailer's product pairs into this new folder; "
         "kept only if the guard's validation figures improve with it",
     )
-    _add_encoder_options(a)
+    _add_encoder_options(a, model_given=True)
 
-    r = commands.add_parser("recommend", help="export top-K recommendations to Parquet")
-    r.add_argument("--model", type=Path, required=True, metavar="MODEL_DIR")
-    r.add_argument("--retailer", type=Path, required=True, metavar="DIR")
-    r.add_argument("--out", type=Path, required=True, metavar="EXPORT_ROOT")
-    r.add_argument("--k", type=int, default=20, help="items per customer (default: %(default)s)")
+    r = command("recommend", "export top-K recommendations to Parquet")
+    r.add_argument(
+        "--model", type=Path, required=True, metavar="MODEL_DIR", help="an adapted or broad model"
+    )
+    r.add_argument(
+        "--retailer", type=Path, required=True, metavar="DIR", help="the retailer's folder"
+    )
+    r.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="EXPORT_ROOT",
+        help="the export root (partitions retailer=<name>/run_date=<date>/)",
+    )
+    r.add_argument("--k", type=int, default=20, help="items per customer")
     r.add_argument("--run-date", default=None, metavar="YYYY-MM-DD", help="default: today (UTC)")
     r.add_argument("--name", default=None, help="retailer name (default: the folder's name)")
     r.add_argument(
         "--keep-bought", action="store_true", help="do not remove items customers already bought"
     )
-    _add_encoder_options(r)
+    _add_encoder_options(r, model_given=True)
 
-    b = commands.add_parser(
-        "benchmark", help="every model against the baselines on one target retailer"
+    b = command("benchmark", "every model against the baselines on one target retailer")
+    b.add_argument(
+        "--base",
+        type=Path,
+        required=True,
+        metavar="MODEL_DIR",
+        help="a broad model pretrained on other shops",
     )
     b.add_argument(
-        "--base", type=Path, required=True, metavar="MODEL_DIR", help="pretrained on other shops"
+        "--target", type=Path, required=True, metavar="DIR", help="the target retailer's folder"
     )
-    b.add_argument("--target", type=Path, required=True, metavar="DIR")
-    b.add_argument("--fractions", type=_floats, default=[1.0, 0.25, 0.1], metavar="F,F,...")
-    b.add_argument("--seeds", type=int, default=3, help="seeds per fraction below 1 (default: 3)")
-    b.add_argument("--k", type=_ints, default=[10, 20, 50], metavar="K,K,...")
-    b.add_argument("--out", type=Path, required=True, metavar="RESULTS_JSON")
+    b.add_argument(
+        "--fractions",
+        type=_floats,
+        default=[1.0, 0.25, 0.1],
+        metavar="F,F,...",
+        help="shares of the customers that play a small retailer",
+    )
+    b.add_argument("--seeds", type=int, default=3, help="seeds per fraction below 1")
+    b.add_argument("--k", type=_ints, default=[10, 20, 50], metavar="K,K,...", help="list lengths")
+    b.add_argument(
+        "--out", type=Path, required=True, metavar="RESULTS_JSON", help="where the JSON goes"
+    )
     b.add_argument(
         "--cold-customers",
         action="store_true",
         help="instead: hide 20%% of the customers with text and recommend from their text alone",
     )
-    b.add_argument("--plot", type=Path, default=None, metavar="FILE.png")
+    b.add_argument("--plot", type=Path, default=None, metavar="FILE.png", help="a plot of NDCG")
     b.add_argument(
         "--tune-encoder",
         action="store_true",
         help="add the rows of adapt's per-retailer encoder step (minutes per fraction and seed)",
     )
     b.add_argument("--name", default=None, help="retailer name (default: the folder's name)")
-    _add_encoder_options(b)
+    _add_encoder_options(b, model_given=True)
 
-    bench = commands.add_parser("bench", help="performance benchmarks (each writes a JSON file)")
+    bench = command("bench", "performance benchmarks (each writes a JSON file)")
     benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
     for name in BENCHMARKS:
         module = benchmark_module(name)
-        sub = benches.add_parser(name, help=module.HELP)
+        sub = benches.add_parser(
+            name, help=module.HELP, description=module.HELP, formatter_class=_HelpFormatter
+        )
         module.add_arguments(sub)
-        sub.add_argument("--out", type=Path, required=True, metavar="RESULTS_JSON")
+        sub.add_argument(
+            "--out", type=Path, required=True, metavar="RESULTS_JSON", help="where the JSON goes"
+        )
 
-    d = commands.add_parser(
-        "demo", help="pretrain on the sample source shops, adapt to the target, export"
+    d = command("demo", "pretrain on the sample source shops, adapt to the target, export")
+    d.add_argument(
+        "--workdir", type=Path, default=Path("demo_output"), metavar="DIR", help="output folder"
     )
-    d.add_argument("--workdir", type=Path, default=Path("demo_output"), metavar="DIR")
     d.add_argument(
         "--data", type=Path, default=None, metavar="DIR", help="default: the bundled sample_data"
     )
@@ -187,10 +258,23 @@ def _encoder(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return load_encoder(args.encoder, cache_dir=args.cache_dir)
 
 
+def _load_model(path: Path, args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The model at ``path`` with ``--encoder`` if given, else the encoder it was trained with."""
+    import rectransfer as rt
+    from rectransfer.text.load import load_encoder
+
+    model = rt.RecModel.load(path)
+    spec = args.encoder if args.encoder is not None else model.config.encoder.spec
+    return model.with_encoder(load_encoder(spec, cache_dir=args.cache_dir))
+
+
 def _run(args: argparse.Namespace) -> None:
     import rectransfer as rt
 
-    if args.command == "pretrain":
+    if args.command == "check":
+        data = rt.RetailerData.load(args.folder, name=args.name)
+        print(describe(data))
+    elif args.command == "pretrain":
         model = rt.pretrain(
             args.sources,
             encoder=_encoder(args),
@@ -225,7 +309,7 @@ def _run(args: argparse.Namespace) -> None:
             f"in {time.perf_counter() - start:.0f} s"
         )
     elif args.command == "adapt":
-        base = rt.RecModel.load(args.base, encoder=_encoder(args))
+        base = _load_model(args.base, args)
         data = rt.RetailerData.load(args.retailer, name=args.name)
         model = rt.adapt(base, data, tune_encoder_to=args.tune_encoder, random_state=args.seed)
         path = model.save(args.out)
@@ -235,7 +319,7 @@ def _run(args: argparse.Namespace) -> None:
             print(f"encoder tuning: {model.config.encoder_tuning.reason}")
         print(f"model {model.model_version} for {data.name} -> {path}")
     elif args.command == "recommend":
-        model = rt.RecModel.load(args.model, encoder=_encoder(args))
+        model = _load_model(args.model, args)
         data = rt.RetailerData.load(args.retailer, name=args.name)
         counts = {"rows": 0, "customers": 0}
 
@@ -263,7 +347,7 @@ def _run(args: argparse.Namespace) -> None:
         from rectransfer.evaluation.benchmark import markdown_summary, run_benchmark, write_report
         from rectransfer.evaluation.cold_customers import run_cold_customers
 
-        base = rt.RecModel.load(args.base, encoder=_encoder(args))
+        base = _load_model(args.base, args)
         target = rt.RetailerData.load(args.target, name=args.name)
         if args.cold_customers:
             cold = run_cold_customers(base, target, ks=args.k, seed=args.seed)
@@ -297,15 +381,60 @@ def _run(args: argparse.Namespace) -> None:
         run_demo(args.workdir, data_dir=args.data, encoder=_encoder(args), random_state=args.seed)
 
 
+def describe(data: RetailerData) -> str:
+    """What ``rectransfer check`` prints of a valid retailer: its sizes and what it can serve."""
+    interactions = data.interactions
+    per_customer = interactions.group_by(Columns.USER).len()["len"]
+    returning = int((per_customer >= 2).sum())
+    with_text = 0 if data.users is None else data.users.height
+    in_stock = int(data.items[Columns.IN_STOCK].sum())
+    lines = [
+        f"{data.name}: valid",
+        f"  products      {data.n_items:>10,}  ({in_stock:,} in stock)",
+        f"  customers     {data.n_users:>10,}  ({returning:,} with two or more interactions)",
+        f"  interactions  {data.n_interactions:>10,}",
+        f"  customer text {with_text:>10,}",
+    ]
+    if interactions.height:
+        first, last = interactions[Columns.TIMESTAMP].min(), interactions[Columns.TIMESTAMP].max()
+        days = (int(last) - int(first)) / 86_400  # type: ignore[arg-type]
+        lines.append(f"  time span     {days:>10,.1f} days")
+    return "\n".join(lines)
+
+
+def _one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Data-quality warnings as one readable line, without a source path of the package."""
+    text = " ".join(str(message).split())
+    print(f"rectransfer: warning: {text}", file=file or sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     args = build_parser().parse_args(argv)
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if issubclass(category, DataQualityWarning):
+            _one_line_warning(message, category, filename, lineno, file, line)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
     try:
         _run(args)
     except RecTransferError as err:
         message = " ".join(str(err).split())
         print(f"rectransfer: error: {message}", file=sys.stderr)
         return 2
+    finally:
+        warnings.showwarning = shown
     return 0
 
 

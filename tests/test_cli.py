@@ -1,10 +1,12 @@
 import subprocess
 import sys
+import warnings
 
 import polars as pl
 import pytest
 
 from rectransfer.cli import main
+from rectransfer.errors import DataQualityWarning
 from tests.conftest import make_shop, write_shop
 
 
@@ -168,3 +170,71 @@ def test_console_process_reports_errors_without_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("rectransfer: error:")
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("rectransfer ")
+
+
+def test_check_validates_a_folder_without_training(shops, tmp_path, capsys):
+    _, target = shops
+    assert main(["check", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("tgt: valid") and "customers" in out
+    assert list(tmp_path.iterdir()) == []  # wrote nothing
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "items.csv").write_text("item_id,title\na,Tent\na,Stove\n")
+    assert main(["check", str(broken)]) == 2
+    assert "item_id" in capsys.readouterr().err
+
+
+def test_help_shows_defaults_once_and_none_for_required_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["recommend", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "items per customer (default: 20)" in text
+    assert "(default: None)" not in text and "default: default: " not in text
+    assert "an adapted or broad model" in text  # required options have help too
+
+
+def test_commands_given_a_model_use_the_model_s_own_encoder(shops, tmp_path, capsys):
+    sources, target = shops
+    broad = tmp_path / "broad"
+    argv = ["pretrain", "--sources", *map(str, sources), "--out", str(broad)]
+    assert main([*argv, "--encoder", "hashing:32"]) == 0
+    # no --encoder: the model's hashing:32, not the packaged MiniLM default
+    adapted = tmp_path / "adapted"
+    assert (
+        main(["adapt", "--base", str(broad), "--retailer", str(target), "--out", str(adapted)]) == 0
+    )
+    exports = tmp_path / "exports"
+    code = main(
+        ["recommend", "--model", str(adapted), "--retailer", str(target), "--out", str(exports)]
+    )
+    assert code == 0
+    assert list(exports.glob("retailer=tgt/run_date=*/part-0.parquet"))
+
+
+def test_data_quality_warnings_are_one_readable_line(shops, tmp_path, capsys):
+    _, target = shops
+    shop = tmp_path / "blank_title"
+    shop.mkdir()
+    items = pl.read_parquet(target / "items.parquet")
+    items = items.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0)
+        .then(pl.lit(" "))
+        .otherwise(pl.col("title"))
+        .alias("title")
+    )
+    items.write_parquet(shop / "items.parquet")
+    pl.read_parquet(target / "interactions.parquet").write_parquet(shop / "interactions.parquet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DataQualityWarning)  # the suite turns warnings into errors
+        assert main(["check", str(shop)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("rectransfer: warning:") and err.count("\n") == 1
+    assert "rectransfer/" not in err  # no source path of the package

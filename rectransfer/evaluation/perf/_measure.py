@@ -40,7 +40,7 @@ def add_model_options(parser: argparse.ArgumentParser, *, model_flag: str = "--m
     parser.add_argument(
         model_flag, type=Path, default=None, help="model directory (default: pretrain a small one)"
     )
-    parser.add_argument("--encoder", default="default", help="encoder spec (default: default)")
+    parser.add_argument("--encoder", default="default", help="encoder spec")
     parser.add_argument("--cache-dir", type=Path, default=None, help="embedding cache folder")
     parser.add_argument("--seed", type=int, default=0)
 

@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--encoder",
         default="onnx-int8:default",
-        help="the encoder spec to measure, as load_encoder() takes it (default: %(default)s)",
+        help="the encoder spec to measure, as load_encoder() takes it",
     )
     parser.add_argument(
         "--max-seq-length",
@@ -65,15 +65,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--chunks",
         type=int,
         default=4,
-        help="parts the texts are cut into, timed in turns (default: %(default)s)",
+        help="parts the texts are cut into, timed in turns",
     )
     parser.add_argument(
         "--change-fraction",
         type=float,
         default=0.01,
-        help="share of titles edited for the re-run check (default: %(default)s)",
+        help="share of titles edited for the re-run check",
     )
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

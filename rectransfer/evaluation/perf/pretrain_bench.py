@@ -22,7 +22,7 @@ HELP = "pretraining time with a cold and a warm embedding cache, and peak memory
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sources", nargs="+", type=Path, required=True, metavar="DIR")
-    parser.add_argument("--encoder", default="default", help="encoder spec (default: default)")
+    parser.add_argument("--encoder", default="default", help="encoder spec")
     parser.add_argument("--max-customers", type=int, default=8_000)
     parser.add_argument(
         "--cache-dir",
