@@ -19,6 +19,7 @@ from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import DataQualityWarning, RecTransferError
 from rectransfer.evaluation.perf import BENCHMARKS, benchmark_module
 from rectransfer.ranking.ranker import BROAD_EARLY_STOPPING_ROUNDS
+from rectransfer.utils.progress import LOGGER, log_to_stderr, progress
 from rectransfer.utils.versions import package_version
 
 
@@ -30,6 +31,15 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.required or action.default in (None, False, argparse.SUPPRESS):
             return action.help
         return super()._get_help_string(action)
+
+
+def _add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print only the result, warnings and errors (no stages or progress)",
+    )
 
 
 def _add_encoder_options(parser: argparse.ArgumentParser, *, model_given: bool = False) -> None:
@@ -65,12 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        return commands.add_parser(
+        sub = commands.add_parser(
             name,
             help=help,
             description=help[0].upper() + help[1:] + ".",
             formatter_class=_HelpFormatter,
         )
+        _add_quiet(sub)
+        return sub
 
     c = command("check", "validate a retailer folder against the data contract, without training")
     c.add_argument("folder", type=Path, metavar="DIR", help="the retailer's folder")
@@ -223,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
             name, help=module.HELP, description=module.HELP, formatter_class=_HelpFormatter
         )
         module.add_arguments(sub)
+        _add_quiet(sub)
         sub.add_argument(
             "--out", type=Path, required=True, metavar="RESULTS_JSON", help="where the JSON goes"
         )
@@ -322,23 +335,29 @@ def _run(args: argparse.Namespace) -> None:
         model = _load_model(args.model, args)
         data = rt.RetailerData.load(args.retailer, name=args.name)
         counts = {"rows": 0, "customers": 0}
+        customers = len(model.prepare(data).index.user_ids)  # prepared once, reused below
 
-        def counted(chunks):  # type: ignore[no-untyped-def]
+        def counted(chunks, bar):  # type: ignore[no-untyped-def]
             for chunk in chunks:
                 counts["rows"] += chunk.height
                 counts["customers"] += chunk["user_id"].n_unique()
+                bar.update(chunk["user_id"].n_unique())
                 yield chunk
 
         # Chunks of customers stream into the staged file: memory stays flat at any size.
-        path = rt.write_recommendation_chunks(
-            counted(
-                rt.iter_recommendations(model, data, k=args.k, exclude_bought=not args.keep_bought)
-            ),
-            args.out,
-            retailer=data.name,
-            run_date=args.run_date,
-            model_version=model.model_version,
-        )
+        with progress(f"recommending for {data.name}", total=customers, unit="customers") as bar:
+            path = rt.write_recommendation_chunks(
+                counted(
+                    rt.iter_recommendations(
+                        model, data, k=args.k, exclude_bought=not args.keep_bought
+                    ),
+                    bar,
+                ),
+                args.out,
+                retailer=data.name,
+                run_date=args.run_date,
+                model_version=model.model_version,
+            )
         print(
             f"{counts['rows']} recommendations for {counts['customers']} customers of "
             f"{data.name} -> {path}"
@@ -427,6 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             shown(message, category, filename, lineno, file, line)
 
     warnings.showwarning = show
+    handler = log_to_stderr(quiet=args.quiet)
     try:
         _run(args)
     except RecTransferError as err:
@@ -435,6 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     finally:
         warnings.showwarning = shown
+        LOGGER.removeHandler(handler)
     return 0
 
 

@@ -100,7 +100,9 @@ def test_bad_input_exits_2_with_one_line(shops, tmp_path, capsys):
     )
     assert code == 2
     err = capsys.readouterr().err
-    assert err.startswith("rectransfer: error:") and err.count("\n") == 1
+    # stages may come first; the error itself is one line, the last, with no traceback
+    errors = [line for line in err.splitlines() if line.startswith("rectransfer: error:")]
+    assert len(errors) == 1 and err.splitlines()[-1] == errors[0] and "Traceback" not in err
     assert "items" in err
     assert not (tmp_path / "m").exists()
 
@@ -238,3 +240,15 @@ def test_data_quality_warnings_are_one_readable_line(shops, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("rectransfer: warning:") and err.count("\n") == 1
     assert "rectransfer/" not in err  # no source path of the package
+
+
+def test_long_commands_say_what_they_do_unless_quiet(shops, tmp_path, capsys):
+    sources, _ = shops
+    argv = ["pretrain", "--sources", *map(str, sources), "--encoder", "hashing"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert "rectransfer: source 1/2 src0" in err
+    assert "rectransfer: training the broad model:" in err and "rounds" in err
+    assert main([*argv, "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "broad model" in captured.out  # the result still prints

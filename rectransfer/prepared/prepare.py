@@ -17,6 +17,7 @@ from rectransfer.prepared.text_neighbours import NeighbourPool
 from rectransfer.prepared.user_vectors import UserVectors
 from rectransfer.text.encoder import Encoder
 from rectransfer.text.texts import user_texts
+from rectransfer.utils.progress import timed
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ class PreparedRetailer:
     @cached_property
     def serving_stats(self) -> BehaviourStats:
         """Behaviour statistics over all interactions, built once per prepared retailer."""
-        return BehaviourStats.build(self.index.histories)
+        with timed(f"behaviour statistics of {self.name}"):
+            return BehaviourStats.build(self.index.histories)
 
     @cached_property
     def neighbour_pool(self) -> NeighbourPool:

@@ -8,6 +8,7 @@ larger leaves and L2 on leaf values are how adaptation is kept close to the broa
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import lightgbm as lgb
@@ -15,6 +16,7 @@ import numpy as np
 
 from rectransfer.ranking.features import FEATURE_NAMES
 from rectransfer.ranking.training_data import LabelledRows
+from rectransfer.utils.progress import Progress, progress
 
 NUM_THREADS = 1
 BROAD_PARAMS: dict[str, Any] = {
@@ -85,12 +87,14 @@ def train_ranker(
     init_model: lgb.Booster | None = None,
     random_state: int = 0,
     patience: int = EARLY_STOPPING_ROUNDS,
+    label: str = "the ranker",
 ) -> tuple[lgb.Booster, int]:
     """Train (or continue training ``init_model``) and return the booster and the rounds added.
 
     With enough validation groups, rounds are chosen by early stopping on ``valid`` (NDCG@10);
     otherwise a fixed share of ``max_rounds`` is trained, since a handful of customers cannot
-    tell good rounds from bad ones. ``patience``: rounds without a better score before stopping.
+    tell good rounds from bad ones. ``patience``: rounds without a better score before stopping;
+    ``label`` names the model in progress lines.
     """
     train = train.positives_only()
     if train.n_groups == 0:
@@ -101,22 +105,40 @@ def train_ranker(
     use_early_stopping = valid is not None and valid.n_groups >= MIN_EARLY_STOPPING_GROUPS
     if use_early_stopping and valid is not None:
         valid_set = _dataset(valid, reference=train_set)
-        booster = lgb.train(
-            full_params,
-            train_set,
-            num_boost_round=max_rounds,
-            valid_sets=[valid_set],
-            valid_names=["valid"],
-            init_model=init_model,
-            callbacks=[lgb.early_stopping(patience, verbose=False)],
-        )
+        with progress(f"training {label}", total=max_rounds, unit="rounds") as bar:
+            booster = lgb.train(
+                full_params,
+                train_set,
+                num_boost_round=max_rounds,
+                valid_sets=[valid_set],
+                valid_names=["valid"],
+                init_model=init_model,
+                callbacks=[lgb.early_stopping(patience, verbose=False), _reporting(bar)],
+            )
         base_rounds = init_model.current_iteration() if init_model is not None else 0
         # best_iteration counts the init model's rounds too
         best = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
         return _truncate(booster, best), best - base_rounds
     rounds = max(1, int(max_rounds * FIXED_ROUNDS_SHARE))
-    booster = lgb.train(full_params, train_set, num_boost_round=rounds, init_model=init_model)
+    with progress(f"training {label}", total=rounds, unit="rounds") as bar:
+        booster = lgb.train(
+            full_params,
+            train_set,
+            num_boost_round=rounds,
+            init_model=init_model,
+            callbacks=[_reporting(bar)],
+        )
     return booster, rounds
+
+
+def _reporting(bar: Progress) -> Callable[[Any], None]:
+    """A LightGBM callback that moves ``bar`` one round on, with the validation score."""
+
+    def callback(env: Any) -> None:
+        scores = [f"{metric} {value:.4f}" for _, metric, value, _ in env.evaluation_result_list]
+        bar.update(1, note=", ".join(scores[:1]))
+
+    return callback
 
 
 def _truncate(booster: lgb.Booster, n_rounds: int) -> lgb.Booster:

@@ -35,6 +35,7 @@ import numpy as np
 
 from rectransfer.errors import ConfigError, IncompatibleArtifactError
 from rectransfer.text.embedding_cache import EmbeddingCache
+from rectransfer.utils.progress import timed
 
 __all__ = [
     "CachedEncoder",
@@ -579,10 +580,15 @@ class CachedEncoder:
         found, vectors = self.cache.get_many(fingerprint, keys)
         missing = np.flatnonzero(~found)
         if missing.size:
-            fresh = np.asarray(
-                self.encoder.encode([unique[i] for i in missing], show_progress=show_progress),
-                dtype=np.float32,
+            description = (
+                f"encoding {missing.size:,} texts with {self.encoder.name} "
+                f"({len(unique) - missing.size:,} cached)"
             )
+            with timed(description):
+                fresh = np.asarray(
+                    self.encoder.encode([unique[i] for i in missing], show_progress=show_progress),
+                    dtype=np.float32,
+                )
             if fresh.ndim != 2 or fresh.shape[0] != missing.size:
                 raise RuntimeError(
                     f"encoder {self.encoder.name!r} returned shape {fresh.shape} for "

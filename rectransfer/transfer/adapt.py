@@ -51,6 +51,7 @@ from rectransfer.text.encoder import Encoder
 from rectransfer.text.tuning import discard, tune_encoder
 from rectransfer.transfer.guard import decide, keep_tuned, too_little_to_adapt
 from rectransfer.transfer.pretrain import MAX_TRAINING_NEGATIVES, split_by_customer
+from rectransfer.utils.progress import stage
 from rectransfer.utils.versions import now_iso
 
 EARLY_STOPPING_SHARE = 0.2
@@ -84,6 +85,11 @@ def fit_adaptation(
     """
     if train_cuts < 1:
         raise ConfigError(f"train_cuts must be >= 1, got {train_cuts!r}.")
+    if not isinstance(data, PreparedRetailer):
+        stage(
+            f"adapting to {data.name}: {data.n_items:,} products, {data.n_users:,} customers, "
+            f"{data.n_interactions:,} interactions"
+        )
     prepared = data if isinstance(data, PreparedRetailer) else prepare(data, base.encoder)
     if prepared.encoder_fingerprint != base.config.encoder.fingerprint:
         raise ConfigError(f"{prepared.name!r} was embedded with another encoder than the model's.")
@@ -131,6 +137,7 @@ def fit_adaptation(
                 max_rounds=max_rounds,
                 init_model=init,
                 random_state=random_state,
+                label=f"{name} ({prepared.name})",
             )
             fit_seconds[name] = time.perf_counter() - started
         blend = _blend(rankers["adapted"], rankers["local"], valid_rows.rows.features)
@@ -154,6 +161,7 @@ def fit_adaptation(
         reason = too_small
     else:
         decision, reason = decide(gains)
+    stage(f"guard for {prepared.name}: ships {decision} ({reason})")
     report = GuardReport(
         metric=f"ndcg@{METRIC_K}",
         validation_customers=valid_rows.n_queries,

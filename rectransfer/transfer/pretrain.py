@@ -25,6 +25,7 @@ from rectransfer.ranking.ranker import (
 from rectransfer.ranking.training_data import LabelledRows, labelled_rows
 from rectransfer.text.encoder import Encoder
 from rectransfer.text.load import encoder_spec, load_encoder
+from rectransfer.utils.progress import stage, timed
 from rectransfer.utils.versions import library_versions, now_iso
 from rectransfer.utils.versions import package_version as _package_version
 
@@ -100,7 +101,13 @@ def pretrain(
         )
     encoder = encoder if encoder is not None else load_encoder()
     candidates = candidates or CandidateConfig()
-    datasets = [s if isinstance(s, RetailerData) else RetailerData.load(s) for s in sources]
+    datasets = []
+    for source in sources:
+        if isinstance(source, RetailerData):
+            datasets.append(source)
+        else:
+            with timed(f"loading {source}"):
+                datasets.append(RetailerData.load(source))
     names = [d.name for d in datasets]
     if len(set(names)) != len(names):
         raise ConfigError(f"source retailers need distinct names, got {names!r}.")
@@ -111,6 +118,10 @@ def pretrain(
 
     parts = []
     for i, data in enumerate(datasets):
+        stage(
+            f"source {i + 1}/{len(datasets)} {data.name}: {data.n_items:,} products, "
+            f"{data.n_users:,} customers, {data.n_interactions:,} interactions"
+        )
         prepared = prepare(data, encoder)
         parts.append(
             labelled_rows(
@@ -127,6 +138,7 @@ def pretrain(
         )
     rows = LabelledRows.concat(parts)
     n_lists = rows.positives_only().n_groups
+    stage(f"training lists: {n_lists:,} from {len(datasets)} sources ({rows.rows.n_rows:,} rows)")
     if n_lists < MIN_TRAINING_LISTS:
         raise SchemaError(
             f"interactions of {names!r}: only {n_lists} training lists (a returning customer "
@@ -143,6 +155,7 @@ def pretrain(
         max_rounds=max_rounds,
         random_state=random_state,
         patience=early_stopping_rounds,
+        label="the broad model",
     )
     config = ModelConfig(
         package_version=_package_version(),
