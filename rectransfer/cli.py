@@ -28,7 +28,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     options, flags and options without a default."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.required or action.default in (None, False, argparse.SUPPRESS):
+        if action.required or any(action.default is v for v in (None, False, argparse.SUPPRESS)):
             return action.help
         return super()._get_help_string(action)
 
@@ -60,7 +60,9 @@ def _add_encoder_options(parser: argparse.ArgumentParser, *, model_given: bool =
         default=None,
         help="embedding cache folder (default: $RECTRANSFER_CACHE_DIR or ~/.cache/rectransfer)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument(
+        "--random-state", "--seed", dest="seed", type=int, default=0, help="random seed"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,7 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, required=True, metavar="MODEL_DIR", help="where the model is saved"
     )
     p.add_argument(
-        "--max-customers", type=int, default=8_000, help="training lists sampled per source"
+        "--max-customers-per-retailer",
+        "--max-customers",
+        dest="max_customers",
+        type=int,
+        default=8_000,
+        help="training lists sampled per source",
     )
     p.add_argument(
         "--early-stopping-rounds",
@@ -147,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: one per core)"
     )
-    e.add_argument("--seed", type=int, default=0, help="random seed")
+    e.add_argument("--random-state", "--seed", dest="seed", type=int, default=0, help="random seed")
 
     a = command("adapt", "fine-tune a broad model to one retailer (with guard)")
     a.add_argument("--base", type=Path, required=True, metavar="MODEL_DIR", help="the broad model")

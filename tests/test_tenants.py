@@ -74,7 +74,8 @@ def test_recommendations_hold_only_the_retailers_items_and_customers(broad, shop
         assert set(recs["user_id"]) == customers(shop)
     # Asking one retailer for another's customer gives that retailer's popular items only.
     stranger = next(iter(customers(b)))
-    asked = broad.recommend(a, [stranger], k=5)
+    with pytest.warns(rt.DataQualityWarning, match="unknown at 'a'"):
+        asked = broad.recommend(a, [stranger], k=5)
     assert set(asked["item_id"]) <= set(a.items["item_id"])
     assert asked["source"].unique().to_list() == ["popular"]
 

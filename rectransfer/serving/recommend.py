@@ -18,6 +18,7 @@ catalogue order, so output is deterministic for a fixed model and data.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -26,10 +27,11 @@ import polars as pl
 from rectransfer.data.columns import OUTPUT_SCHEMA, SOURCE, Columns
 from rectransfer.data.histories import Histories
 from rectransfer.data.retailer import RetailerData
-from rectransfer.errors import ConfigError
+from rectransfer.errors import ConfigError, DataQualityWarning
 from rectransfer.prepared.prepare import PreparedRetailer
 from rectransfer.ranking.compiled import COMPILE_MIN_CUSTOMERS
-from rectransfer.ranking.features import Queries, chunk_size, iter_candidate_rows
+from rectransfer.ranking.features import Queries, iter_candidate_rows
+from rectransfer.ranking.features import chunk_size as ranker_block_size
 from rectransfer.serving.routing import POPULAR, RANKER, TEXT, ServingModel, route
 from rectransfer.utils.parallel import map_in_threads
 
@@ -138,6 +140,15 @@ def recommend_prepared(
     wanted = index.user_ids.tolist() if users is None else list(dict.fromkeys(map(str, users)))
     rows = np.array([position.get(u, -1) for u in wanted], dtype=np.int64)
     known = rows >= 0
+    if users is not None and len(wanted) and np.mean(known) < 0.5:
+        # the text is the same for every call at this shop, so the warning shows once
+        warnings.warn(
+            f"most customers asked for are unknown at {data.name!r}: they get the shop's popular "
+            "list. Pass ids as they are in interactions.user_id or users.user_id (matched "
+            "exactly).",
+            DataQualityWarning,
+            stacklevel=3,
+        )
     lengths = np.zeros(len(wanted), dtype=np.int64)
     lengths[known] = histories.lengths[rows[known]]
     has_text = np.zeros(len(wanted), dtype=bool)
@@ -164,7 +175,7 @@ def recommend_prepared(
     ranker_rows = np.unique(rows[known & (paths == RANKER)])
     if len(ranker_rows) >= COMPILE_MIN_CUSTOMERS:
         model.compile_scoring()  # seconds to compile, several times faster per row after
-    step = chunk_size(prepared.catalogue.n_items)
+    step = ranker_block_size(prepared.catalogue.n_items)
     blocks = [ranker_rows[start : start + step] for start in range(0, len(ranker_rows), step)]
     for block_lists in map_in_threads(ranked, blocks, threads):
         for user, items, item_scores in block_lists:
@@ -202,11 +213,11 @@ def iter_recommendations(
     data: RetailerData,
     *,
     k: int = 20,
-    chunk_customers: int = 50_000,
+    chunk_size: int = 50_000,
     exclude_bought: bool = True,
     threads: int | None = None,
 ) -> Iterator[pl.DataFrame]:
-    """Every customer's recommendations, ``chunk_customers`` customers at a time.
+    """Every customer's recommendations, ``chunk_size`` customers at a time.
 
     For exports of any size with flat memory: pass the chunks to
     :func:`~rectransfer.write_recommendation_chunks`. The customers come in the order of
@@ -218,15 +229,11 @@ def iter_recommendations(
     >>> for chunk in iter_recommendations(model, shop, k=20):  # doctest: +SKIP
     ...     print(chunk.height)
     """
-    if (
-        isinstance(chunk_customers, bool)
-        or not isinstance(chunk_customers, int)
-        or chunk_customers < 1
-    ):
-        raise ConfigError(f"chunk_customers must be a positive integer, got {chunk_customers!r}.")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
     users = model.prepare(data).index.user_ids
-    for start in range(0, len(users), chunk_customers):
-        chunk = users[start : start + chunk_customers].tolist()
+    for start in range(0, len(users), chunk_size):
+        chunk = users[start : start + chunk_size].tolist()
         yield recommend(model, data, chunk, k=k, exclude_bought=exclude_bought, threads=threads)
 
 

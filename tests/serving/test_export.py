@@ -87,7 +87,7 @@ def test_chunked_export_writes_the_same_rows_as_one_frame(broad, tmp_path):
 
     shop = make_shop("chunky", seed=8, n_users=40, text_only_users=2)
     whole = rt.recommend(broad, shop, k=5)
-    chunks = list(rt.iter_recommendations(broad, shop, k=5, chunk_customers=7))
+    chunks = list(rt.iter_recommendations(broad, shop, k=5, chunk_size=7))
     assert len(chunks) == -(-whole["user_id"].n_unique() // 7)
     path = rt.write_recommendation_chunks(
         iter(chunks), tmp_path, retailer="chunky", run_date="2026-11-01", model_version="m-1"
@@ -109,7 +109,7 @@ def test_a_failing_chunk_stream_keeps_the_previous_partition(broad, tmp_path):
     before = first.read_bytes()
 
     def broken():
-        yield from rt.iter_recommendations(broad, shop, k=3, chunk_customers=5)
+        yield from rt.iter_recommendations(broad, shop, k=3, chunk_size=5)
         raise OSError("disk went away")
 
     with pytest.raises(OSError, match="disk went away"):
@@ -118,5 +118,5 @@ def test_a_failing_chunk_stream_keeps_the_previous_partition(broad, tmp_path):
         )
     assert first.read_bytes() == before
     assert not [p for p in (tmp_path / ".staging").iterdir()]
-    with pytest.raises(rt.ConfigError, match="chunk_customers"):
-        next(rt.iter_recommendations(broad, shop, chunk_customers=0))
+    with pytest.raises(rt.ConfigError, match="chunk_size"):
+        next(rt.iter_recommendations(broad, shop, chunk_size=0))

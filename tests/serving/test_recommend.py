@@ -199,3 +199,19 @@ def test_the_text_path_follows_the_weights_chosen_for_the_retailer(broad, shop, 
         seen.append(batch["item_id"].to_list())
     prepared = broad.prepare(fresh)
     assert prepared.neighbour_pool is prepared.neighbour_pool  # built once, then reused
+
+
+def test_asking_mostly_for_unknown_customers_warns_once_per_shop(broad):
+    import warnings
+
+    shop = make_shop("warned", seed=5, n_users=30)
+    known = shop.interactions["user_id"].unique().sort().to_list()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # once per message and place, as outside the tests
+        broad.recommend(shop, [*known[:3], "c-0001"], k=3)  # mostly known: no warning
+        assert caught == []
+        for _ in range(3):
+            broad.recommend(shop, ["c-0001", "c-0002"], k=3)
+    assert [str(w.message).split(":")[0] for w in caught] == [
+        "most customers asked for are unknown at 'warned'"
+    ]

@@ -112,7 +112,7 @@ def _one_size(argv: list[str]) -> dict[str, Any]:
     before_export = peak_rss_gb()
     with Timer() as ours:
         path = rt.write_recommendation_chunks(
-            rt.iter_recommendations(model, shop, k=top, chunk_customers=CHUNK_CUSTOMERS),
+            rt.iter_recommendations(model, shop, k=top, chunk_size=CHUNK_CUSTOMERS),
             Path(work) / "exports",
             retailer=shop.name,
             run_date="2026-01-31",
@@ -132,7 +132,7 @@ def _one_size(argv: list[str]) -> dict[str, Any]:
         "peak_rss_gb_before_export": before_export,
         "generate_seconds" if not shop_dir else "load_seconds": generate.seconds,
         "model_version": model.model_version,
-        "chunk_customers": CHUNK_CUSTOMERS,
+        "chunk_size": CHUNK_CUSTOMERS,
         "limit_seconds": None,
         "limit_ratio": None,
         "fast_limit_seconds": None,
