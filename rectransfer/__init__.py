@@ -7,10 +7,12 @@ negative-transfer guard, and serves top-K lists with business rules.
 Examples
 --------
 >>> import rectransfer as rt
->>> shop = rt.RetailerData.load("shops/trailhead_market")  # doctest: +SKIP
->>> model = rt.adapt(rt.RecModel.load("models/broad"), shop)  # doctest: +SKIP
->>> recs = model.recommend(shop, ["c-001"], k=10)  # doctest: +SKIP
->>> model.save("models/trailhead_market")  # doctest: +SKIP
+>>> shop = rt.RetailerData.load("sample_data/targets/trailhead_market")
+>>> model = rt.adapt(rt.RecModel.load(broad_dir), shop)  # the broad model: models/broad
+>>> recs = model.recommend(shop, ["tm-0551", "tm-7389"], k=10)
+>>> recs.columns
+['user_id', 'item_id', 'rank', 'score', 'source']
+>>> path = model.save(workdir / "trailhead_market")
 """
 
 import os

@@ -64,9 +64,9 @@ class RetailerData:
 
     Examples
     --------
-    >>> shop = RetailerData.load("shops/trailhead_market")  # doctest: +SKIP
-    >>> shop.n_items, shop.n_users, shop.n_interactions  # doctest: +SKIP
-    (240, 90, 410)
+    >>> shop = RetailerData.load("sample_data/targets/trailhead_market")
+    >>> shop.n_items, shop.n_users, shop.n_interactions
+    (210, 165, 1104)
     """
 
     name: str
@@ -108,8 +108,8 @@ class RetailerData:
 
         Examples
         --------
-        >>> shop.n_items  # doctest: +SKIP
-        240
+        >>> shop.n_items
+        210
         """
         return self.items.height
 
@@ -119,8 +119,8 @@ class RetailerData:
 
         Examples
         --------
-        >>> shop.n_users  # doctest: +SKIP
-        90
+        >>> shop.n_users
+        165
         """
         return self.interactions[Columns.USER].n_unique()
 
@@ -130,8 +130,8 @@ class RetailerData:
 
         Examples
         --------
-        >>> shop.n_interactions  # doctest: +SKIP
-        410
+        >>> shop.n_interactions
+        1104
         """
         return self.interactions.height
 
@@ -164,8 +164,8 @@ class RetailerData:
 
         Examples
         --------
-        >>> shop = RetailerData.load("shops/trailhead_market")  # doctest: +SKIP
-        >>> shop.name  # doctest: +SKIP
+        >>> shop = RetailerData.load("sample_data/targets/trailhead_market")
+        >>> shop.name
         'trailhead_market'
         """
         path = Path(folder)
@@ -237,7 +237,7 @@ def retailer_folders(root: str | Path) -> list[Path]:
 
     Examples
     --------
-    >>> [p.name for p in retailer_folders("sample_data/sources")]  # doctest: +SKIP
+    >>> [p.name for p in retailer_folders("sample_data/sources")]
     ['harbor_home', 'northwind_outfitters', 'summit_supply', 'urban_pantry']
     """
     return sorted(

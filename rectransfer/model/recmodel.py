@@ -39,8 +39,10 @@ class RecModel:
     Examples
     --------
     >>> import rectransfer as rt
-    >>> model = rt.RecModel.load("models/broad")  # doctest: +SKIP
-    >>> recs = model.recommend(rt.RetailerData.load("shops/my_shop"), k=10)  # doctest: +SKIP
+    >>> model = rt.RecModel.load(broad_dir)
+    >>> recs = model.recommend(rt.RetailerData.load("sample_data/targets/trailhead_market"), k=10)
+    >>> recs["user_id"].n_unique(), recs.height
+    (180, 1800)
     """
 
     def __init__(self, booster: lgb.Booster, config: ModelConfig, encoder: Encoder | None = None):

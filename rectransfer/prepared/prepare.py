@@ -79,7 +79,9 @@ def prepare(
     Examples
     --------
     >>> from rectransfer.text.encoder import HashingEncoder
-    >>> prepared = prepare(data, HashingEncoder())  # doctest: +SKIP
+    >>> prepared = prepare(shop, HashingEncoder())
+    >>> prepared.catalogue.vectors.shape
+    (210, 64)
     """
     index = RetailerIndex.build(data)
     catalogue = Catalogue.build(data, encoder)

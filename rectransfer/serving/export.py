@@ -79,8 +79,11 @@ def write_recommendations(
 
     Examples
     --------
-    >>> path = write_recommendations(recs, "exports", retailer="shop", run_date="2026-11-23",
-    ...                              model_version="adapted-0123abcd")  # doctest: +SKIP
+    >>> recs = model.recommend(shop, k=5)
+    >>> path = write_recommendations(recs, workdir / "exports", retailer="shop",
+    ...                              run_date="2026-11-23", model_version=model.model_version)
+    >>> path.relative_to(workdir).as_posix()
+    'exports/retailer=shop/run_date=2026-11-23/part-0.parquet'
     """
     return write_recommendation_chunks(
         [recommendations], root, retailer=retailer, run_date=run_date, model_version=model_version
@@ -104,9 +107,9 @@ def write_recommendation_chunks(
 
     Examples
     --------
-    >>> chunks = rt.iter_recommendations(model, shop, k=20)  # doctest: +SKIP
-    >>> write_recommendation_chunks(chunks, "exports", retailer="shop",
-    ...                             model_version=model.model_version)  # doctest: +SKIP
+    >>> chunks = rt.iter_recommendations(model, shop, k=20)
+    >>> path = write_recommendation_chunks(chunks, workdir / "exports", retailer="shop",
+    ...                                    model_version=model.model_version)
     """
     if not _SAFE_NAME.match(retailer):
         raise ConfigError(

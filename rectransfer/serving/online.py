@@ -70,7 +70,9 @@ def recommend_for(
 
     Examples
     --------
-    >>> recs = rt.recommend_for(model, shop, history=["tent-2"], k=5)  # doctest: +SKIP
+    >>> recs = rt.recommend_for(model, shop, history=["TM-99342"], text="trail shoes", k=5)
+    >>> recs["rank"].to_list(), recs["source"].unique().to_list()
+    ([1, 2, 3, 4, 5], ['ranker'])
     """
     if not isinstance(k, int) or k < 1:
         raise ConfigError(f"k must be a positive integer, got {k!r}.")

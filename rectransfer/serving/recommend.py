@@ -86,7 +86,9 @@ def recommend(
     Examples
     --------
     >>> import rectransfer as rt
-    >>> recs = rt.recommend(model, shop, ["c-001", "c-002"], k=5)  # doctest: +SKIP
+    >>> recs = rt.recommend(model, shop, ["tm-0551", "tm-7389"], k=5)
+    >>> recs.height, recs["rank"].max()
+    (10, 5)
     """
     _check_options(k, threads)
     return recommend_prepared(
@@ -125,8 +127,8 @@ def recommend_prepared(
 
     Examples
     --------
-    >>> prepared = model.prepare(shop)  # doctest: +SKIP
-    >>> recs = recommend_prepared(model, prepared, ["c-001"], k=5)  # doctest: +SKIP
+    >>> prepared = model.prepare(shop)
+    >>> recs = recommend_prepared(model, prepared, ["tm-0551"], k=5)
     """
     _check_options(k, threads)
     data = prepared.data
@@ -226,8 +228,10 @@ def iter_recommendations(
 
     Examples
     --------
-    >>> for chunk in iter_recommendations(model, shop, k=20):  # doctest: +SKIP
+    >>> for chunk in iter_recommendations(model, shop, k=20, chunk_size=100):
     ...     print(chunk.height)
+    2000
+    1600
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}.")

@@ -84,8 +84,14 @@ def pretrain(
     Examples
     --------
     >>> import rectransfer as rt
-    >>> broad = rt.pretrain(["shops/a", "shops/b", "shops/c"])  # doctest: +SKIP
-    >>> broad.save("models/broad")  # doctest: +SKIP
+    >>> broad = rt.pretrain(
+    ...     ["sample_data/sources/harbor_home", "sample_data/sources/summit_supply"],
+    ...     encoder=rt.load_encoder("hashing"),  # the packaged MiniLM by default
+    ...     max_rounds=10,
+    ... )
+    >>> broad.config.trained_on
+    ['harbor_home', 'summit_supply']
+    >>> path = broad.save(workdir / "broad")
     """
     if not sources:
         raise ConfigError("pretrain needs at least one source retailer folder; none was given.")
