@@ -21,17 +21,24 @@ def test_broad_model_learns_the_planted_sequences_on_an_unseen_shop(broad, encod
     # a shop it never saw: different ids, same behaviour
     unseen = prepare(make_shop("unseen", seed=99, n_users=80), encoder)
     rows = labelled_rows(unseen, range(1), config=CandidateConfig())
-    ranks = target_ranks(
-        rows.group, rows.rows.label, broad.score(rows.rows.features), rows.n_groups
-    )
-    popularity_like = target_ranks(
-        rows.group,
-        rows.rows.label,
-        rows.rows.features[:, rt.FEATURE_NAMES.index("pop_pct")].astype(np.float64),
-        rows.n_groups,
-    )
-    assert ndcg_at(ranks, 10) > 0.3
-    assert ndcg_at(ranks, 10) > 2 * ndcg_at(popularity_like, 10)
+
+    def ndcg(scores: np.ndarray) -> float:
+        return ndcg_at(target_ranks(rows.group, rows.rows.label, scores, rows.n_groups), 10)
+
+    trained = ndcg(broad.score(rows.rows.features))
+    # untrained baselines on the same candidates: each single feature as a scorer, either way
+    # round (last-item text similarity, the customer's own text, co-occurrence, popularity, ...);
+    # on this shop the best of them reaches about 0.42, the trained ranker about 0.72
+    features = rows.rows.features.astype(np.float64)
+    untrained = {
+        f"{sign}{name}": ndcg(sign_value * features[:, j])
+        for j, name in enumerate(rt.FEATURE_NAMES)
+        for sign, sign_value in (("+", 1.0), ("-", -1.0))
+    }
+    best = max(untrained, key=untrained.__getitem__)
+    assert untrained["+sim_last"] > 0.3  # the planted text signal alone goes some way
+    assert trained > untrained[best] + 0.15, (trained, best, untrained[best])
+    assert trained > 5 * untrained["+pop_pct"]
 
 
 def test_broad_config_records_what_it_was_trained_on(broad, sources):
