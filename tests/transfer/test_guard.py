@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from rectransfer.model.config import GuardReport
-from rectransfer.transfer.guard import decide, keep_tuned, lead_beyond_noise
+from rectransfer.transfer.guard import decide, keep_tuned, lead_beyond_noise, too_little_to_adapt
 
 RNG = np.random.default_rng(0)
 
@@ -133,3 +133,23 @@ def test_the_standard_error_is_of_the_paired_difference_not_of_two_samples():
     assert unpaired < np.mean(local - broad) < paired
     assert decide({"adapted": broad, "broad": broad, "local": local})[0] == "broad"
     assert keep_tuned(broad, local)[0] is False
+
+
+def test_on_a_tie_among_the_transferred_models_the_simpler_ships():
+    gains = _gains(0.3)
+    worse = gains - 0.1
+    assert decide({"adapted": gains, "broad": gains.copy(), "local": worse})[0] == "broad"
+    tie = {"adapted": gains, "broad": worse, "local": worse, "blend": gains.copy()}
+    assert decide(tie)[0] == "adapted"
+    everyone = {"adapted": gains, "broad": gains.copy(), "local": worse, "blend": gains.copy()}
+    assert decide(everyone)[0] == "broad"
+
+
+@pytest.mark.parametrize(
+    ("validation", "training", "too_little"),
+    [(19, 500, True), (20, 500, False), (500, 19, True), (500, 20, False)],
+)
+def test_too_little_to_adapt_below_twenty_customers_or_training_lists(
+    validation, training, too_little
+):
+    assert (too_little_to_adapt(validation, training) is not None) == too_little
