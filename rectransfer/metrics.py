@@ -35,7 +35,11 @@ def popularity_ranks(
     excluded: Histories,
     allowed: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Rank of each target in the full catalogue ordered by ``popularity``, own items removed."""
+    """Rank of each target in the full catalogue ordered by ``popularity``, own items removed.
+
+    A target among the customer's own items is removed with them (``inf``, a miss at every K), as
+    in every other model's ranks: a ranker's candidates never include a customer's own items.
+    """
     pop = popularity.astype(np.float64)
     if allowed is not None:
         pop = np.where(allowed, pop, -np.inf)
@@ -45,10 +49,11 @@ def popularity_ranks(
     # the customer's own items (each counted once) that would have been ahead do not count
     pairs = np.unique(excluded.user_of_event() * len(pop) + excluded.items)
     user, own = pairs // len(pop), pairs % len(pop)
-    own_ahead = (pop[own] >= target_pop[user]) & (own != targets[user])
+    own_ahead = pop[own] >= target_pop[user]
     ahead = ahead - np.bincount(user[own_ahead], minlength=len(targets))
     ranks = ahead.astype(np.float64) + 1
     ranks[~np.isfinite(target_pop)] = np.inf
+    ranks[user[own == targets[user]]] = np.inf  # a target among the own items went with them
     return ranks
 
 

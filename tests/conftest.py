@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import polars as pl
@@ -19,6 +21,31 @@ from rectransfer.text.encoder import HashingEncoder, SentenceTransformerEncoder
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = ROOT / "sample_data"
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
+
+
+def in_ci() -> bool:
+    """Whether the tests run in CI (``CI=true``, as CI services set it), where every extra is
+    installed."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def import_extra(module: str, extra: str) -> ModuleType:
+    """Import ``module`` of an optional extra: skip the test where it is not installed, but fail
+    in CI, which installs every extra; there a skip would hide a test that runs nowhere.
+
+    Tests use this instead of ``pytest.importorskip`` (``tests/test_extras.py`` checks).
+    """
+    if not in_ci():
+        return pytest.importorskip(module)
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        pytest.fail(
+            f"{module!r} cannot be imported ({err}) but CI={os.environ['CI']!r}: CI must run "
+            f"the tests of every extra. Install it with pip install -e '.[{extra}]'.",
+            pytrace=False,
+        )
+
 
 # Kinds of product that follow each other at every planted shop, by domain.
 CHAINS = {

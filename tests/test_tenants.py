@@ -269,3 +269,80 @@ def test_the_package_has_no_way_to_load_code_from_files():
         for match in forbidden.finditer(path.read_text())
     ]
     assert offenders == []
+
+
+# ----------------------------------------------------------------------------------------------
+# Two retailers with the same name
+
+
+@pytest.fixture(scope="module")
+def namesakes() -> tuple[rt.RetailerData, rt.RetailerData]:
+    """Two tenants that both call themselves "shop": different catalogues and customers, and a
+    second pair that also uses the same id strings for different products."""
+    first = secret_shop("shop", seed=41, n_users=30)
+    second = secret_shop("shop", seed=42, n_users=30)
+    assert first.name == second.name and not set(first.items["item_id"]) & set(
+        second.items["item_id"]
+    )
+    return first, second
+
+
+def _alone(model: rt.RecModel) -> rt.RecModel:
+    """The same ranker in a fresh model object that has prepared no retailer yet."""
+    return rt.RecModel(model.booster, model.config, encoder=model.encoder)
+
+
+def test_two_retailers_with_the_same_name_served_by_one_model_stay_apart(broad, namesakes):
+    first, second = namesakes
+    shared = _alone(broad)
+    one = shared.recommend(first, k=5)
+    two = shared.recommend(second, k=5)
+    again = shared.recommend(first, k=5)
+    assert again.equals(one)
+    for shop, recs in ((first, one), (second, two)):
+        assert recs.equals(_alone(broad).recommend(shop, k=5))  # as if served alone
+        assert set(recs["item_id"]) <= set(shop.items["item_id"])
+        assert set(recs["user_id"]) == customers(shop)
+        # an online request is answered from this tenant's catalogue too
+        user = shop.interactions["user_id"][0]
+        history = shop.interactions.filter(pl.col("user_id") == user)["item_id"].to_list()
+        text = shop.users.filter(pl.col("user_id") == user)["text"].item()
+        online = rt.recommend_for(shared, shop, history=history, text=text, k=5)
+        assert (
+            online["item_id"].to_list()
+            == recs.filter(pl.col("user_id") == user)["item_id"].to_list()
+        )
+
+
+def test_namesakes_with_the_same_id_strings_get_their_own_lists(broad):
+    plain = make_shop("shop", seed=1, n_users=20)
+    other = make_shop("shop", seed=2, n_users=20)
+    # the same item and customer ids, other products: every title is the same espresso machine
+    other = rt.RetailerData.from_frames(
+        other.items.with_columns(title=pl.lit("espresso machine deluxe")),
+        other.interactions,
+        other.users,
+        name="shop",
+    )
+    shared = _alone(broad)
+    first = shared.recommend(plain, k=5)
+    second = shared.recommend(other, k=5)
+    assert second.equals(_alone(broad).recommend(other, k=5))
+    assert not second.equals(first)  # the two shops really differ
+    assert shared.recommend(plain, k=5).equals(first)
+
+
+def test_exports_of_namesakes_in_their_own_roots_hold_only_their_own_rows(
+    broad, namesakes, tmp_path
+):
+    date = dt.date(2026, 11, 23)
+    shared = _alone(broad)
+    roots = [tmp_path / "tenant-1", tmp_path / "tenant-2"]
+    for shop, root in zip(namesakes, roots, strict=True):
+        recs = shared.recommend(shop, k=4)
+        rt.write_recommendations(recs, root, retailer="shop", run_date=date, model_version="v")
+    for shop, root in zip(namesakes, roots, strict=True):
+        part = pl.read_parquet(partition_path(root, "shop", date) / "part-0.parquet")
+        assert set(part["item_id"]) <= set(shop.items["item_id"])
+        assert set(part["user_id"]) == customers(shop)
+        assert part.height == 4 * len(customers(shop))

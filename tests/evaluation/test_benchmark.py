@@ -69,10 +69,20 @@ def pl_len_at_least(n):
     return pl.col("len") >= n
 
 
-def test_trained_models_beat_popularity_on_planted_sequences(report):
-    rows = {(r["model"], r["fraction"]): r for r in report["results"] if "slice" not in r}
-    for model in ("broad", "adapted", "guarded"):
-        assert rows[(model, 1.0)]["ndcg@10"] > 2 * rows[("popularity", 1.0)]["ndcg@10"]
+def test_trained_models_beat_the_untrained_references_on_planted_sequences(report):
+    rows = {
+        (r["model"], r["fraction"], r["seed"]): r["ndcg@10"]
+        for r in report["results"]
+        if "slice" not in r
+    }
+    for fraction, seed in ((1.0, 0), (0.5, 0), (0.5, 1)):
+        # the untrained references on the same customers: text similarity to the last five items
+        # finds the planted domain (about 0.38), item-knn and popularity much less; the trained
+        # rankers find the next kind within it (about 0.65)
+        untrained = max(rows[(m, fraction, seed)] for m in ("popularity", "item-knn", "text-only"))
+        for model in ("broad", "adapted", "guarded"):
+            assert rows[(model, fraction, seed)] > untrained + 0.15, (model, fraction, seed)
+            assert rows[(model, fraction, seed)] > 2 * rows[("popularity", fraction, seed)]
 
 
 def test_the_test_item_is_never_seen_by_training(shop):

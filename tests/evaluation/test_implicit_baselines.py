@@ -14,7 +14,7 @@ from rectransfer.data.histories import Histories, RetailerIndex
 from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import ConfigError
 from rectransfer.evaluation.benchmark import markdown_summary, run_benchmark, summary_table
-from tests.conftest import make_shop
+from tests.conftest import import_extra, make_shop
 
 METRICS = {"recall@3", "ndcg@3", "recall@10", "ndcg@10"}
 PLAN = {(1.0, 0), (0.5, 0), (0.5, 1)}
@@ -73,7 +73,7 @@ def shop():
 
 @pytest.fixture(scope="module")
 def report(broad, shop):
-    pytest.importorskip("implicit")
+    import_extra("implicit", "bench")
     return run_benchmark(broad, shop, fractions=(1.0, 0.5), seeds=2, ks=(3, 10), progress=False)
 
 
@@ -163,7 +163,7 @@ def test_the_test_item_plays_no_part_in_the_choice(broad, shop, report):
 
 
 def test_validation_picks_a_later_setting_when_it_is_better(known, monkeypatch):
-    pytest.importorskip("implicit")
+    import_extra("implicit", "bench")
     # K = 1 keeps only an item's similarity to itself, and one factor is popularity by another
     # name: both are first in their grids and both must lose on validation.
     monkeypatch.setattr(ib, "KNN_SIMILARITIES", ("cosine",))
@@ -179,7 +179,7 @@ def test_validation_picks_a_later_setting_when_it_is_better(known, monkeypatch):
 
 
 def test_scores_are_implicits_own_from_training_data_and_the_whole_known_history(known):
-    pytest.importorskip("implicit")
+    import_extra("implicit", "bench")
     from implicit.cpu.als import AlternatingLeastSquares
     from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
 
@@ -218,7 +218,7 @@ def test_scores_are_implicits_own_from_training_data_and_the_whole_known_history
 
 
 def test_same_seed_same_rows(known):
-    pytest.importorskip("implicit")
+    import_extra("implicit", "bench")
     first = ib.tune_references(known, random_state=1)
     again = ib.tune_references(known, random_state=1)
     rows = np.arange(known.n_users)
@@ -228,7 +228,7 @@ def test_same_seed_same_rows(known):
 
 
 def test_customers_need_a_training_and_a_validation_item():
-    pytest.importorskip("implicit")
+    import_extra("implicit", "bench")
     one_each = Histories(np.array([0, 1, 2]), np.array([0, 1], dtype=np.int32), np.zeros(2), 3)
     with pytest.raises(ConfigError, match="at least two interactions"):
         ib.tune_references(one_each)

@@ -18,7 +18,7 @@ from rectransfer.serving.fanout import (
     recommend_in_chunks,
 )
 from rectransfer.serving.recommend import TEXT_BLOCK
-from tests.conftest import make_shop, write_shop
+from tests.conftest import import_extra, make_shop, write_shop
 
 RUN_DATE = "2026-11-23"
 
@@ -97,7 +97,7 @@ def test_task_runner_choice():
 
 
 def test_the_dask_runner_connects_to_the_address_given_or_in_the_environment(monkeypatch):
-    pytest.importorskip("prefect_dask")
+    import_extra("prefect_dask", "dask")
     from rectransfer.orchestration.runners import DASK_ADDRESS_ENV, LOCAL_CLUSTER, task_runner
 
     monkeypatch.delenv(DASK_ADDRESS_ENV, raising=False)
@@ -161,7 +161,7 @@ def test_a_chunked_export_equals_the_unchunked_export_row_for_row(shop, base_dir
 @pytest.mark.usefixtures("prefect_harness")
 def test_nightly_on_a_two_worker_dask_cluster_equals_the_local_run(tmp_path, base_dir):
     """One retailer per task and one task per customer chunk, on separate worker processes."""
-    pytest.importorskip("prefect_dask")
+    import_extra("prefect_dask", "dask")
     from flows.nightly import NightlyParams, nightly
 
     retailers = tmp_path / "retailers"

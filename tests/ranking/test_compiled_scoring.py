@@ -16,6 +16,7 @@ import rectransfer.ranking.compiled as compiled_scoring
 from rectransfer.model.recmodel import RecModel
 from rectransfer.ranking.compiled import ZERO_SPLIT, compile_booster, probe_rows
 from rectransfer.ranking.ranker import predict
+from tests.conftest import import_extra
 
 recommend_module = importlib.import_module(
     "rectransfer.serving.recommend"
@@ -65,7 +66,7 @@ def test_probe_rows_meet_every_split_from_both_sides():
 
 
 def test_compiled_scores_equal_lightgbm():
-    pytest.importorskip("lleaves")
+    import_extra("lleaves", "compiled")
     booster = _ranker()
     scorer = compile_booster(booster)
     assert scorer is not None
@@ -84,7 +85,7 @@ def test_without_lleaves_scoring_stays_with_lightgbm(monkeypatch):
 
 
 def test_a_compiled_ranker_that_differs_is_refused(monkeypatch, caplog):
-    lleaves = pytest.importorskip("lleaves")
+    lleaves = import_extra("lleaves", "compiled")
     real_predict = lleaves.Model.predict
     # a compiler that rounds thresholds differently would be off on some rows only
     monkeypatch.setattr(
@@ -96,7 +97,7 @@ def test_a_compiled_ranker_that_differs_is_refused(monkeypatch, caplog):
 
 
 def test_a_failing_compiler_leaves_lightgbm_in_charge(monkeypatch, caplog):
-    lleaves = pytest.importorskip("lleaves")
+    lleaves = import_extra("lleaves", "compiled")
 
     def broken(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("LLVM is unhappy")
@@ -108,7 +109,7 @@ def test_a_failing_compiler_leaves_lightgbm_in_charge(monkeypatch, caplog):
 
 
 def test_a_large_batch_is_scored_compiled_with_the_same_lists(broad, target, monkeypatch):
-    pytest.importorskip("lleaves")
+    import_extra("lleaves", "compiled")
     plain = RecModel(broad.booster, broad.config, encoder=broad.encoder)
     expected = plain.recommend(target, k=10)
     assert plain._compiled is None  # a small shop does not pay for compiling
@@ -122,7 +123,7 @@ def test_a_large_batch_is_scored_compiled_with_the_same_lists(broad, target, mon
 
 
 def test_a_compiled_model_pickles_and_compiles_again_where_it_lands():
-    pytest.importorskip("lleaves")
+    import_extra("lleaves", "compiled")
     booster = _ranker()
     model = RecModel(booster, config=CONFIG)  # type: ignore[arg-type]
     assert model.compile_scoring()

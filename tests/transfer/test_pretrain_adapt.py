@@ -20,17 +20,24 @@ def test_broad_model_learns_the_planted_sequences_on_an_unseen_shop(broad, encod
     # a shop it never saw: different ids, same behaviour
     unseen = prepare(make_shop("unseen", seed=99, n_users=80), encoder)
     rows = labelled_rows(unseen, range(1), config=CandidateConfig())
-    ranks = target_ranks(
-        rows.group, rows.rows.label, broad.score(rows.rows.features), rows.n_groups
-    )
-    popularity_like = target_ranks(
-        rows.group,
-        rows.rows.label,
-        rows.rows.features[:, rt.FEATURE_NAMES.index("pop_pct")].astype(np.float64),
-        rows.n_groups,
-    )
-    assert ndcg_at(ranks, 10) > 0.3
-    assert ndcg_at(ranks, 10) > 2 * ndcg_at(popularity_like, 10)
+
+    def ndcg(scores: np.ndarray) -> float:
+        return ndcg_at(target_ranks(rows.group, rows.rows.label, scores, rows.n_groups), 10)
+
+    trained = ndcg(broad.score(rows.rows.features))
+    # untrained baselines on the same candidates: each single feature as a scorer, either way
+    # round (last-item text similarity, the customer's own text, co-occurrence, popularity, ...);
+    # on this shop the best of them reaches about 0.42, the trained ranker about 0.72
+    features = rows.rows.features.astype(np.float64)
+    untrained = {
+        f"{sign}{name}": ndcg(sign_value * features[:, j])
+        for j, name in enumerate(rt.FEATURE_NAMES)
+        for sign, sign_value in (("+", 1.0), ("-", -1.0))
+    }
+    best = max(untrained, key=untrained.__getitem__)
+    assert untrained["+sim_last"] > 0.3  # the planted text signal alone goes some way
+    assert trained > untrained[best] + 0.15, (trained, best, untrained[best])
+    assert trained > 5 * untrained["+pop_pct"]
 
 
 def test_broad_config_records_what_it_was_trained_on(broad, sources):
@@ -41,25 +48,38 @@ def test_broad_config_records_what_it_was_trained_on(broad, sources):
     assert broad.config.rounds["broad"] >= 1
 
 
-def test_adapt_reports_all_figures_and_ships_the_best(broad, target):
+def test_adapt_reports_all_figures_and_ships_what_the_rule_says_of_them(broad, target, monkeypatch):
+    seen = []
+    real = ADAPT.decide
+
+    def spy(gains):
+        seen.append({name: g.copy() for name, g in gains.items()})
+        return real(gains)
+
+    monkeypatch.setattr(ADAPT, "decide", spy)
     model = adapt(broad, target, random_state=0)
     guard = model.guard
     assert guard is not None
     assert set(guard.ndcg) == {"popularity", "broad", "local", "adapted", "blend"}
     assert guard.validation_customers == 90
-    shipped = guard.decision
-    local = guard.ndcg["local"]
-    # the guard's rule (rectransfer.transfer.guard.decide): the best transferred model ships, unless
-    # local-only is ahead of it (by more than a standard error)
-    transferred = {name: guard.ndcg[name] for name in ("broad", "adapted", "blend")}
-    if shipped == "local":
-        assert local > max(transferred.values())
-    else:
-        assert guard.ndcg[shipped] == max(transferred.values())
-    assert model.kind == shipped
+    (gains,) = seen
+    # the report's figures are the means of the per-customer gains the guard decided on
+    for name, per_customer in gains.items():
+        assert len(per_customer) == 90
+        assert guard.ndcg[name] == pytest.approx(per_customer.mean(), abs=1e-12)
+    # the rule, restated from the figures: the best transferred model (the simpler on a tie) is
+    # the incumbent; local-only ships only when its lead over it is more than one standard error
+    # of the paired per-customer difference
+    order = ("broad", "adapted", "blend")
+    incumbent = max(order, key=lambda n: (gains[n].mean(), -order.index(n)))
+    difference = gains["local"] - gains[incumbent]
+    stderr = difference.std(ddof=1) / np.sqrt(len(difference))
+    expected = "local" if difference.mean() > stderr else incumbent
+    assert guard.decision == expected
+    assert model.kind == expected
     assert model.config.retailer == "target"
     assert model.config.base_model_version == broad.model_version
-    assert guard.ndcg[shipped] > guard.ndcg["popularity"]
+    assert guard.ndcg[expected] > guard.ndcg["popularity"]
 
 
 def test_adapt_falls_back_when_too_few_customers(broad):
