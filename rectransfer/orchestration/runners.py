@@ -5,7 +5,7 @@ hands every task to a Dask cluster through ``prefect-dask`` (``pip install 'rect
 the one at ``address`` (or ``$RECTRANSFER_DASK_ADDRESS``), else a temporary
 ``distributed.LocalCluster`` of two single-threaded worker processes on this machine. Workers
 must be able to import ``rectransfer`` and the project's ``flows`` package and read the same
-retailer folders, model directories and export root as the flow (see the README).
+retailer folders, model directories and export root as the flow (see docs/SCALING.md).
 
 Import this module only where Prefect is wanted, like :mod:`rectransfer.orchestration.tasks`.
 """
