@@ -1,9 +1,9 @@
 """The metrics against brute-force references: one customer, one item, one comparison at a time.
 
-The protocol (docs/CLI.md, "The transfer benchmark"): every model ranks the whole catalogue with the customer's own
-items removed, ties counting against the target; a target the customer already has is therefore
-removed with the rest and is a miss at every K, as it is for the rankers, whose candidates never
-include a customer's own items.
+The protocol (docs/CLI.md, "The transfer benchmark"): every model ranks the whole catalogue with the
+customer's own items removed, ties counting against the target; a target the customer already has is
+therefore removed with the rest and is a miss at every K, as it is for the rankers, whose candidates
+never include a customer's own items.
 """
 
 import math
