@@ -1,5 +1,4 @@
 """The documented deployment, for real: the README's "Run it every night" commands.
-docs/FLOWS.md.
 
 A `prefect server` on a free loopback port (its own temporary home), the `rectransfer` process work
 pool, `prefect deploy --all` from the project's `prefect.yaml`, `prefect deployment ls`, a process
