@@ -388,6 +388,29 @@ def write_report(
         plot_report(report, plot)
 
 
+# One colour and marker per model, the same in every plot.
+PLOT_STYLES: dict[str, dict[str, str]] = {
+    "guarded": {"color": "#000000", "marker": "o"},
+    "blend": {"color": "#1f77b4", "marker": "s"},
+    "adapted": {"color": "#2ca02c", "marker": "^"},
+    "broad": {"color": "#9467bd", "marker": "D"},
+    "local-only": {"color": "#d62728", "marker": "v"},
+    "markov": {"color": "#ff7f0e", "marker": "P"},
+    "text-only": {"color": "#8c564b", "marker": "X"},
+    "item-knn": {"color": "#e377c2", "marker": "<"},
+    "implicit-item-knn": {"color": "#bcbd22", "marker": ">"},
+    "implicit-als": {"color": "#17becf", "marker": "h"},
+    "popularity": {"color": "#7f7f7f", "marker": "*"},
+    "tuned-encoder": {"color": "#aec7e8", "marker": "p"},
+    "guarded+tuning": {"color": "#393b79", "marker": "d"},
+}
+
+
+def plot_style(model: str) -> dict[str, str]:
+    """The colour and marker of ``model`` in every plot (grey circles for one not listed)."""
+    return PLOT_STYLES.get(model, {"color": "#c7c7c7", "marker": "o"})
+
+
 def plot_report(report: dict[str, Any], path: str | Path, *, metric: str = "ndcg@10") -> None:
     """NDCG@10 against fraction for every model (needs matplotlib: the ``bench`` extra)."""
     try:
@@ -400,15 +423,27 @@ def plot_report(report: dict[str, Any], path: str | Path, *, metric: str = "ndcg
             "--plot needs matplotlib; install the bench extra: pip install -e '.[bench]'"
         ) from err
     table = summary_table(report, metric=metric).sort("fraction")
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for model in table["model"].unique(maintain_order=True).to_list():
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    models = table["model"].unique(maintain_order=True).to_list()
+    for i, model in enumerate(models):
         part = table.filter(pl.col("model") == model)
-        ax.errorbar(part["fraction"], part["mean"], yerr=part["se"], marker="o", label=model)
+        style = plot_style(model)
+        # a small sideways shift per model, so lines that coincide stay apart
+        shift = 1.0 + 0.012 * (i - (len(models) - 1) / 2)
+        ax.errorbar(
+            part["fraction"] * shift,
+            part["mean"],
+            yerr=part["se"],
+            label=model,
+            capsize=2,
+            markersize=5,
+            **style,
+        )
     ax.set_xscale("log")
     ax.set_xlabel("fraction of the retailer's customers")
     ax.set_ylabel(metric.upper())
     ax.set_title(f"{report['target']}: transfer by data size")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
