@@ -321,3 +321,40 @@ def test_probe_reports_a_read_only_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "open", read_only)
     with pytest.raises(ConfigError, match=r"cannot create files in .*read-only"):
         check_writable_parent(tmp_path / "exports")
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_nightly_a_models_folder_of_the_users_fails_that_retailer_only(
+    saved_model, tmp_path, monkeypatch
+):
+    from flows.nightly import NightlyParams, RetailersFailed, nightly
+    from rectransfer.orchestration import tasks
+
+    adapted: list[str] = []
+    real_adapt = tasks.adapt
+
+    def counting_adapt(base, data, **kwargs):
+        adapted.append(data.name)
+        return real_adapt(base, data, **kwargs)
+
+    monkeypatch.setattr(tasks, "adapt", counting_adapt)
+    retailers = tmp_path / "retailers"
+    for i, name in enumerate(("alpha", "beta")):
+        write_shop(make_shop(name, seed=40 + i, n_users=30), retailers / name)
+    models = tmp_path / "models"
+    squatter = _user_folder(models / "alpha")  # not a model: the user's files
+    params = NightlyParams(
+        retailers_root=str(retailers),
+        base=str(saved_model),
+        models_root=str(models),
+        export_root=str(tmp_path / "exports"),
+        k=3,
+        run_date="2026-01-02",
+        encoder="hashing:64",
+    )
+    with pytest.raises(RetailersFailed, match=r"alpha: ConfigError: .*notes\.txt"):
+        nightly(params)
+    assert _files(squatter) == {"notes.txt": b"keep"}
+    assert adapted == ["beta"]  # refused before adapting, and the other retailer still ran
+    assert (tmp_path / "exports" / "retailer=beta").is_dir()
+    assert not (tmp_path / "exports" / "retailer=alpha").exists()
