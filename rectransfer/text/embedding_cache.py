@@ -316,33 +316,42 @@ class EmbeddingCache:
             match = _SHARD_RE.match(name)
             if match and name not in entries.shards and name not in entries.refused:
                 shards.append((int(match.group(1)), name))
-        loaded = []
-        for number, name in sorted(shards):
-            shard = self._read_shard(folder / name, entries)
-            if shard is not None:
-                loaded.append((number, name, *shard))
-        if entries.dim is None and loaded:
+        added = False
+        if entries.dim is None:
             # No length from the encoder: the one most stored vectors have, so that a single
-            # planted shard cannot outvote the rest (ties: the first shard's).
+            # planted shard cannot outvote the rest (ties: the first shard's). Only here are all
+            # new shards held at once; with a known length each is added as it is read.
+            loaded = []
+            for number, name in sorted(shards):
+                shard = self._read_shard(folder / name, entries)
+                if shard is not None:
+                    loaded.append((number, name, *shard))
             rows: dict[int, int] = {}
             for _, _, keys, vectors in loaded:
                 rows[vectors.shape[1]] = rows.get(vectors.shape[1], 0) + len(keys)
-            entries.dim = max(rows, key=lambda d: rows[d])
-        added = False
-        for number, name, keys, vectors in loaded:
-            if vectors.shape[1] != entries.dim and not entries.dim_given:
-                continue  # the minority length: left alone until the encoder's length is known
-            if vectors.shape[1] != entries.dim:
-                self._set_aside(
-                    folder / name,
-                    f"{vectors.shape[1]}-d vectors where the encoder gives {entries.dim}-d",
-                    entries,
-                )
-                continue
-            entries.shards[name] = number
-            entries.add(keys, vectors)
-            added = True
+            entries.dim = max(rows, key=lambda d: rows[d], default=None)
+            for number, name, keys, vectors in loaded:
+                added |= self._take(folder / name, number, keys, vectors, entries)
+            return added
+        for number, name in sorted(shards):
+            shard = self._read_shard(folder / name, entries)
+            if shard is not None:
+                added |= self._take(folder / name, number, *shard, entries)
         return added
+
+    def _take(
+        self, path: Path, number: int, keys: list[bytes], vectors: np.ndarray, entries: _Entries
+    ) -> bool:
+        """Add a read shard to the index if its length is the index's; True if it was added."""
+        if vectors.shape[1] != entries.dim:
+            if entries.dim_given:
+                why = f"{vectors.shape[1]}-d vectors where the encoder gives {entries.dim}-d"
+                self._set_aside(path, why, entries)
+            # else: the minority length, left alone until the encoder's length is known
+            return False
+        entries.shards[path.name] = number
+        entries.add(keys, vectors)
+        return True
 
     def _read_shard(self, path: Path, entries: _Entries) -> tuple[list[bytes], np.ndarray] | None:
         """Keys and vectors of a shard, or None (with a warning, moved aside) if it is bad."""
