@@ -197,6 +197,7 @@ def _check_destinations(args: argparse.Namespace) -> None:
     in the way, a read-only folder, a name too long) is reported now rather than after training.
     """
     from rectransfer.errors import ConfigError
+    from rectransfer.serving.export import check_export_root
     from rectransfer.text.tuning import check_tune_folder
     from rectransfer.utils.destinations import check_model_destination, check_writable_parent
 
@@ -223,6 +224,7 @@ def _check_destinations(args: argparse.Namespace) -> None:
         if args.k < 1:
             raise ConfigError(f"--k must be a positive integer (items per customer), got {args.k}")
         check_writable_parent(args.out)
+        check_export_root(args.out)
     elif args.command in ("benchmark", "bench"):
         check_writable_parent(args.out, folder=False)
 

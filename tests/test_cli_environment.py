@@ -121,3 +121,17 @@ def test_pretrain_out_under_a_file_is_refused_before_training(tmp_path, capsys, 
     code = main(["pretrain", "--sources", str(shop), "--out", str(tmp_path / "file" / "m")])
     assert code == 2
     assert "is a file, not a folder" in _one_error_line(capsys)
+
+
+def test_a_symlinked_staging_folder_is_refused_before_the_model_is_loaded(
+    model_and_shop, tmp_path, capsys, no_model_load
+):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "report.tmp").write_text("keep")
+    out = tmp_path / "exports"
+    out.mkdir()
+    (out / ".staging").symlink_to(elsewhere)
+    assert _recommend(*model_and_shop, out) == 2
+    assert "symbolic link" in _one_error_line(capsys)
+    assert (elsewhere / "report.tmp").read_text() == "keep"

@@ -128,14 +128,14 @@ def write_recommendation_chunks(
         )
     date = parse_run_date(run_date)
     folder = partition_path(root, retailer, date)
+    _refuse_links(root, _links_of(root, folder))
     # The first chunk before anything is created: a generator checks its arguments (k, say) when
     # first asked, and a refused call must leave no folder behind.
     iterator = iter(chunks)
     first = next(iterator, None)
-    _refuse_links(root, folder)
     staging_folder = staging_path(root)
     staging_folder.mkdir(parents=True, exist_ok=True)
-    _refuse_links(root, folder)  # again: a link may have been made meanwhile
+    _refuse_links(root, _links_of(root, folder))  # again: a link may have been made meanwhile
     sweep_leftovers(root, folder)
     final = folder / PART_FILE
     token = _atomic.owner_token()
@@ -162,7 +162,7 @@ def write_recommendation_chunks(
         _atomic.fsync_file(staging)
         # Created only now, so a failed first run leaves no empty partition behind.
         folder.mkdir(parents=True, exist_ok=True)
-        _refuse_links(root, folder)
+        _refuse_links(root, _links_of(root, folder))
         os.replace(staging, final)
         _atomic.fsync_dir(folder)
     except BaseException:
@@ -171,21 +171,36 @@ def write_recommendation_chunks(
     return final
 
 
-def _refuse_links(root: str | Path, partition: Path) -> None:
+def check_export_root(root: str | Path) -> None:
+    """Refuse an export root whose ``.staging`` folder is a symbolic link (before any work).
+
+    Raises
+    ------
+    ConfigError
+        Naming the link and how to fix it.
+    """
+    _refuse_links(root, [staging_path(root)])
+
+
+def _refuse_links(root: str | Path, paths: Iterable[Path]) -> None:
     """Refuse a ``.staging`` or partition folder that is a symbolic link.
 
     Sweeping or publishing through a link would delete or write files wherever it points. The
     export root itself may be a link (a mount elsewhere); what rectransfer creates under it may
     not.
     """
-    base = Path(root)
-    for path in (staging_path(root), partition.parent, partition):
+    for path in paths:
         if path.is_symlink():
             raise ConfigError(
                 f"{path} is a symbolic link; rectransfer never writes or sweeps through links "
-                f"under the export root {str(base)!r}. Remove the link (and let rectransfer "
+                f"under the export root {str(root)!r}. Remove the link (and let rectransfer "
                 "create a real folder there) or pass another export root."
             )
+
+
+def _links_of(root: str | Path, partition: Path) -> list[Path]:
+    """What a write goes through under ``root``: the staging folder and the partition folders."""
+    return [staging_path(root), partition.parent, partition]
 
 
 def staging_path(root: str | Path) -> Path:
