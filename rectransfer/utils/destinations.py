@@ -47,7 +47,11 @@ _WHAT = {"model": "model directory", "encoder": "fine-tuned encoder folder"}
 def _absolute(path: Path) -> Path:
     # resolve() follows symlinks of the parents, so two spellings of one folder compare equal;
     # strict=False because the destination usually does not exist yet.
-    return Path(os.path.abspath(path)).resolve(strict=False)
+    absolute = Path(os.path.abspath(path))
+    try:
+        return absolute.resolve(strict=False)
+    except (OSError, RuntimeError):  # a symlink loop: compare the spelling as given
+        return absolute
 
 
 def _overlap(output: Path, inputs: Iterable[str | Path]) -> tuple[Path, str] | None:
