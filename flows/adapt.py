@@ -14,6 +14,7 @@ from rectransfer.orchestration.tasks import (
     load_retailer,
     save_model_task,
 )
+from rectransfer.utils.destinations import check_model_destination
 
 
 class AdaptParams(BaseModel):
@@ -31,6 +32,8 @@ class AdaptParams(BaseModel):
 @flow(name="rectransfer-adapt", log_prints=True)
 def adapt(params: AdaptParams) -> RetailerOutcome:
     """Fine-tune ``params.base`` to ``params.retailer`` and save what the guard ships."""
+    # Before adapting: never the retailer's or the base model's folder, nor a folder of other files.
+    check_model_destination(params.out, inputs=[params.retailer, params.base], option="out")
     encoder = encoder_from(params.encoder, params.cache_dir)
     base = load_model_task(params.base, encoder)
     data = load_retailer(params.retailer, params.name)

@@ -23,6 +23,7 @@ from rectransfer.orchestration.report import RetailerOutcome, markdown_report
 from rectransfer.orchestration.runners import Runner, retailers_in_flight, with_runner
 from rectransfer.orchestration.tasks import (
     adapt_or_load_task,
+    check_models_root,
     encoder_from,
     export_retailers,
     load_model_task,
@@ -62,10 +63,12 @@ def nightly(params: NightlyParams) -> list[RetailerOutcome]:
 @flow(name="rectransfer-nightly-run", log_prints=True)
 def nightly_run(params: NightlyParams) -> list[RetailerOutcome]:
     """Adapt-if-stale and export every retailer; report all, fail if any failed."""
+    folders = retailer_folders(params.retailers_root)
+    check_models_root(params.models_root, params.retailers_root, folders, params.base)
     encoder = encoder_from(params.encoder, params.cache_dir)
     base = load_model_task(params.base, encoder)
     outcomes = export_retailers(
-        retailer_folders(params.retailers_root),
+        folders,
         lambda folder: adapt_or_load_task.submit(
             folder,
             base,

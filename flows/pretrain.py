@@ -14,6 +14,7 @@ from rectransfer.orchestration.tasks import (
     pretrain_task,
     save_model_task,
 )
+from rectransfer.utils.destinations import check_model_destination
 
 
 class PretrainParams(BaseModel):
@@ -29,6 +30,7 @@ class PretrainParams(BaseModel):
 @flow(name="rectransfer-pretrain", log_prints=True)
 def pretrain(params: PretrainParams) -> str:
     """Pretrain the broad ranker on ``params.sources`` and save it to ``params.out``."""
+    check_model_destination(params.out, inputs=params.sources, option="out")  # before training
     encoder = encoder_from(params.encoder, params.cache_dir)
     sources = [load_retailer(folder) for folder in params.sources]
     model = pretrain_task(sources, encoder, params.random_state)

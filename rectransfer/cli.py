@@ -1,12 +1,14 @@
 """The ``rectransfer`` console script: check, pretrain, adapt, recommend, benchmark, demo.
 
 Exit codes: 0 on success; 2 with a one-line ``rectransfer: error: ...`` (no traceback) when the
-input or options are bad.
+input or options are bad, a destination is refused, or the environment fails (a full disk, a
+read-only folder, a name too long). Destinations are checked before any data is read.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 import warnings
@@ -288,9 +290,50 @@ def _load_model(path: Path, args: argparse.Namespace):  # type: ignore[no-untype
     return model.with_encoder(load_encoder(spec, cache_dir=args.cache_dir))
 
 
+def _check_destinations(args: argparse.Namespace) -> None:
+    """Refuse bad options and destinations in a second, before any data is read or trained on.
+
+    A save replaces only what rectransfer wrote, never an input (see
+    :mod:`rectransfer.utils.destinations`); a destination that cannot be written at all (a file
+    in the way, a read-only folder, a name too long) is reported now rather than after training.
+    """
+    from rectransfer.errors import ConfigError
+    from rectransfer.serving.export import check_export_root
+    from rectransfer.text.tuning import check_tune_folder
+    from rectransfer.utils.destinations import check_model_destination, check_writable_parent
+
+    if args.command == "pretrain":
+        check_model_destination(args.out, inputs=args.sources)
+        check_writable_parent(args.out, beside=True)
+    elif args.command == "pretrain-encoder":
+        inputs = list(args.sources)
+        if args.encoder.strip() != "default":
+            inputs.append(Path(args.encoder))
+        check_model_destination(args.out, inputs=inputs, kind="encoder")
+        check_writable_parent(args.out, beside=True)
+    elif args.command == "adapt":
+        inputs = [args.retailer, args.base]
+        tuned = [args.tune_encoder] if args.tune_encoder is not None else []
+        check_model_destination(args.out, inputs=inputs + tuned)
+        check_writable_parent(args.out, beside=True)
+        if args.tune_encoder is not None:
+            check_tune_folder(
+                args.tune_encoder, inputs=[*inputs, args.out], option="--tune-encoder"
+            )
+            check_writable_parent(args.tune_encoder, option="--tune-encoder", beside=True)
+    elif args.command == "recommend":
+        if args.k < 1:
+            raise ConfigError(f"--k must be a positive integer (items per customer), got {args.k}")
+        check_writable_parent(args.out)
+        check_export_root(args.out)
+    elif args.command in ("benchmark", "bench"):
+        check_writable_parent(args.out, folder=False)
+
+
 def _run(args: argparse.Namespace) -> None:
     import rectransfer as rt
 
+    _check_destinations(args)
     if args.command == "check":
         data = rt.RetailerData.load(args.folder, name=args.name)
         print(describe(data))
@@ -460,10 +503,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(err).split())
         print(f"rectransfer: error: {message}", file=sys.stderr)
         return 2
+    except OSError as err:
+        # The environment, not the input: a full disk, a folder made read-only or removed while
+        # the command ran. The writers leave the previous output in place; say what failed.
+        print(f"rectransfer: error: {_describe(err)}", file=sys.stderr)
+        return 2
     finally:
         warnings.showwarning = shown
         LOGGER.removeHandler(handler)
     return 0
+
+
+def _describe(err: OSError) -> str:
+    """One line for an ``OSError``: what failed, on which path, and what to check."""
+    reason = err.strerror or type(err).__name__
+    where = f"{err.filename}: " if err.filename else ""
+    hint = {
+        errno.ENOSPC: "free space on that disk and run the command again",
+        errno.EDQUOT: "free space within your quota and run the command again",
+        errno.EACCES: "make the folder writable or pass another path",
+        errno.EPERM: "make the folder writable or pass another path",
+        errno.EROFS: "pass a path on a writable file system",
+        errno.ENAMETOOLONG: "pass a shorter path",
+    }.get(err.errno or 0, "check the path and the disk, then run the command again")
+    return " ".join(f"{where}{reason}; {hint}".split())
 
 
 if __name__ == "__main__":

@@ -234,11 +234,12 @@ def test_a_cache_shard_carrying_a_pickle_is_refused_and_its_code_never_runs(tmp_
     shard = folder / f"shard-1-{'0' * 32}.npz"
     shard.write_bytes(buffer.getvalue())
 
-    with pytest.warns(RuntimeWarning, match="skipping unreadable embedding cache shard"):
+    with pytest.warns(RuntimeWarning, match="embedding cache shard .* is not usable"):
         found, _ = EmbeddingCache(tmp_path / "cache").get_many("fp", [b"k" * 32])
     assert not found.any()
     assert not marker.exists()
-    assert not shard.exists()  # deleted, its texts will simply be encoded again
+    assert not shard.exists()  # moved out of the loader's way; its texts are encoded again
+    assert len(list(folder.glob(f"{shard.name}.bad-*"))) == 1
 
 
 def test_a_model_file_carrying_a_pickle_is_refused_and_its_code_never_runs(broad, tmp_path):

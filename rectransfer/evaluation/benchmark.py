@@ -437,7 +437,8 @@ def plot_report(report: dict[str, Any], path: str | Path, *, metric: str = "ndcg
             label=model,
             capsize=2,
             markersize=5,
-            **style,
+            color=style["color"],
+            marker=style["marker"],
         )
     ax.set_xscale("log")
     ax.set_xlabel("fraction of the retailer's customers")

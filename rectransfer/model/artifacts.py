@@ -42,10 +42,11 @@ import lightgbm as lgb
 import pydantic_core
 from pydantic import ValidationError
 
-from rectransfer.errors import ConfigError, IncompatibleArtifactError
+from rectransfer.errors import IncompatibleArtifactError
 from rectransfer.model.config import FORMAT_VERSION, ModelConfig, check_features
 from rectransfer.utils import atomic as _atomic
 from rectransfer.utils.atomic import leftovers, publish_directory
+from rectransfer.utils.destinations import check_model_destination
 
 CONFIG_FILE = "config.json"
 RANKER_FILE = "ranker.txt"
@@ -68,13 +69,15 @@ def _write(path: Path, text: str) -> None:
 def save_model_files(booster: lgb.Booster, config: ModelConfig, path: str | Path) -> Path:
     """Write a ranker and its config to the directory ``path`` atomically, replacing any model.
 
+    ``path`` must be new, an empty folder or a model directory rectransfer wrote; anything else
+    is refused with a ``ConfigError`` before a file is written
+    (:func:`rectransfer.utils.destinations.check_model_destination`).
+
     A reader of ``path`` sees the complete old model or the complete new one, never a partial one
     and (where the file system can exchange directories atomically) never none; see the module
     docstring.
     """
-    target = Path(path)
-    if target.exists() and not target.is_dir():
-        raise ConfigError(f"{target} exists and is not a model directory; pass another path.")
+    target = check_model_destination(path, kind="model", option="model path")
     target.parent.mkdir(parents=True, exist_ok=True)
     _atomic.sweep(leftovers(target))  # what killed saves left behind
     staging = target.parent / f".{target.name}.tmp-{_atomic.owner_token()}"

@@ -187,7 +187,11 @@ class RecModel:
 
     # --- persistence ---
     def save(self, path: str | Path) -> Path:
-        """Write the model directory atomically (see :mod:`rectransfer.model.artifacts`)."""
+        """Write the model directory atomically (see :mod:`rectransfer.model.artifacts`).
+
+        ``path`` must be new, an empty folder or a model directory rectransfer wrote; anything
+        else raises :class:`~rectransfer.errors.ConfigError` and is left as it was.
+        """
         return save_model_files(self.booster, self.config, path)
 
     @classmethod

@@ -41,6 +41,7 @@ from rectransfer.text.encoder import Encoder
 from rectransfer.text.load import load_encoder
 from rectransfer.transfer.adapt import adapt
 from rectransfer.transfer.pretrain import pretrain
+from rectransfer.utils.destinations import check_model_destination, check_outside_inputs
 
 R = TypeVar("R")
 
@@ -170,11 +171,39 @@ def adapt_or_load_task(
     model_dir = Path(models_root) / Path(folder).name
     reason = staleness_task(model_dir, base, max_age_days)
     if reason is not None:
+        # Before adapting: a folder there that rectransfer did not write is this retailer's
+        # failure in a second, not after the adaptation (and its files are kept).
+        check_model_destination(model_dir, inputs=[folder], option="models_root/<retailer>")
         model = adapt_task(base, data, random_state)
         save_model_task(model, model_dir)
     else:
         model = load_model_task(model_dir, encoder)
     return _ready(model, data, reason)
+
+
+def check_models_root(
+    models_root: str | Path, retailers_root: str | Path, folders: Sequence[Path], base: str | Path
+) -> None:
+    """Refuse a nightly ``models_root`` that would overwrite inputs, before any retailer runs.
+
+    Models are saved to ``<models_root>/<retailer>``: that must not be, hold or lie in the
+    retailers' data, and no retailer's model may land on the broad model ``base``.
+
+    Raises
+    ------
+    ConfigError
+        Naming the parameter and the input it would overwrite.
+    """
+    check_outside_inputs(
+        models_root, inputs=[retailers_root], option="models_root", what="adapted models"
+    )
+    for folder in folders:
+        check_outside_inputs(
+            Path(models_root) / folder.name,
+            inputs=[base],
+            option="models_root/<retailer>",
+            what=f"the adapted model of {folder.name!r}",
+        )
 
 
 @task(cache_policy=NO_CACHE)

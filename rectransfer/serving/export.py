@@ -15,12 +15,18 @@ only ever hold ``part-0.parquet``, so readers that glob ``EXPORT_ROOT/**/*.parqu
 DuckDB) or that skip hidden folders (pyarrow, Spark) never see a temporary file. (A polars scan of
 the bare ``EXPORT_ROOT`` folder lists ``.staging`` too and can fail while a write is running: glob
 instead.) Files that killed writers left in ``.staging`` are removed by the next write (see
-:mod:`rectransfer.utils.atomic`).
+:mod:`rectransfer.utils.atomic`): only regular files named as this module stages them, never
+through a link. A ``.staging`` or partition folder that is a symbolic link is refused: sweeping or
+publishing through it would delete or write files wherever it points.
+
+Atomic is per file, not per read: polars opens a file twice (metadata, then data), so a reader
+globbing while the same partition is rewritten can rarely fail; reading again sees the new file.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 import re
 from collections.abc import Iterable
@@ -48,6 +54,13 @@ EXPORT_COLUMNS = (
     MODEL_VERSION,
 )
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# What write_recommendation_chunks stages: <retailer>_<YYYY-MM-DD>_<owner token>.tmp
+_STAGED_NAME = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9._-]*_\d{4}-\d{2}-\d{2}_"
+    + _atomic.TOKEN_PATTERN
+    + re.escape(_STAGING_SUFFIX)
+)
+_LEGACY_NAME = re.compile(re.escape(_LEGACY_TEMP_PREFIX) + r".+")
 
 
 def partition_path(root: str | Path, retailer: str, run_date: dt.date) -> Path:
@@ -118,15 +131,21 @@ def write_recommendation_chunks(
         )
     date = parse_run_date(run_date)
     folder = partition_path(root, retailer, date)
+    _refuse_links(root, _links_of(root, folder))
+    # The first chunk before anything is created: a generator checks its arguments (k, say) when
+    # first asked, and a refused call must leave no folder behind.
+    iterator = iter(chunks)
+    first = next(iterator, None)
     staging_folder = staging_path(root)
     staging_folder.mkdir(parents=True, exist_ok=True)
+    _refuse_links(root, _links_of(root, folder))  # again: a link may have been made meanwhile
     sweep_leftovers(root, folder)
     final = folder / PART_FILE
     token = _atomic.owner_token()
     staging = staging_folder / f"{retailer}_{date.isoformat()}_{token}{_STAGING_SUFFIX}"
     try:
         written = False
-        for chunk in chunks:
+        for chunk in itertools.chain([] if first is None else [first], iterator):
             missing = [c for c in OUTPUT_SCHEMA if c not in chunk.columns]
             if missing:
                 raise ConfigError(
@@ -146,12 +165,45 @@ def write_recommendation_chunks(
         _atomic.fsync_file(staging)
         # Created only now, so a failed first run leaves no empty partition behind.
         folder.mkdir(parents=True, exist_ok=True)
+        _refuse_links(root, _links_of(root, folder))
         os.replace(staging, final)
         _atomic.fsync_dir(folder)
     except BaseException:
         staging.unlink(missing_ok=True)
         raise
     return final
+
+
+def check_export_root(root: str | Path) -> None:
+    """Refuse an export root whose ``.staging`` folder is a symbolic link (before any work).
+
+    Raises
+    ------
+    ConfigError
+        Naming the link and how to fix it.
+    """
+    _refuse_links(root, [staging_path(root)])
+
+
+def _refuse_links(root: str | Path, paths: Iterable[Path]) -> None:
+    """Refuse a ``.staging`` or partition folder that is a symbolic link.
+
+    Sweeping or publishing through a link would delete or write files wherever it points. The
+    export root itself may be a link (a mount elsewhere); what rectransfer creates under it may
+    not.
+    """
+    for path in paths:
+        if path.is_symlink():
+            raise ConfigError(
+                f"{path} is a symbolic link; rectransfer never writes or sweeps through links "
+                f"under the export root {str(root)!r}. Remove the link (and let rectransfer "
+                "create a real folder there) or pass another export root."
+            )
+
+
+def _links_of(root: str | Path, partition: Path) -> list[Path]:
+    """What a write goes through under ``root``: the staging folder and the partition folders."""
+    return [staging_path(root), partition.parent, partition]
 
 
 def staging_path(root: str | Path) -> Path:
@@ -166,21 +218,31 @@ def sweep_leftovers(root: str | Path, partition: Path | None = None) -> list[Pat
     :mod:`rectransfer.utils.atomic`); hidden temporaries that earlier versions wrote inside
     ``partition`` are always removed.
     """
-    removed = []
-    try:
-        staged = [p for p in staging_path(root).iterdir() if p.name.endswith(_STAGING_SUFFIX)]
-    except OSError:
-        staged = []
+    removed: list[Path] = []
+    staging = staging_path(root)
+    # Never through a link, and only regular files named as this module names what it stages:
+    # another program's files in a folder called .staging are not ours to delete.
+    staged = [
+        p for p in _regular_files(staging) if _STAGED_NAME.fullmatch(p.name) and not p.is_symlink()
+    ]
     removed += _atomic.sweep(staged)
     if partition is not None:
-        try:
-            legacy = [p for p in partition.iterdir() if p.name.startswith(_LEGACY_TEMP_PREFIX)]
-        except OSError:
-            legacy = []
+        legacy = [p for p in _regular_files(partition) if _LEGACY_NAME.fullmatch(p.name)]
         for path in legacy:
             _atomic.remove(path)
             removed.append(path)
     return removed
+
+
+def _regular_files(folder: Path) -> list[Path]:
+    """The regular files (not links, not folders) directly in ``folder``; none if it is a link."""
+    if folder.is_symlink():
+        return []
+    try:
+        with os.scandir(folder) as entries:
+            return [Path(entry.path) for entry in entries if entry.is_file(follow_symlinks=False)]
+    except OSError:
+        return []
 
 
 def _to_pandas(

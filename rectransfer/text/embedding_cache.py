@@ -17,8 +17,13 @@ caller's choice: the package caches product text only; customers' own words are 
 the cache unless ``prepare(..., cache_user_text=True)`` asks for it.
 
 Shards are read with ``allow_pickle=False``: loading a cache file never runs code from it. A shard
-that cannot be read or whose arrays have the wrong shape, dtype or dimension is skipped with a
-:class:`RuntimeWarning` and deleted, so its texts are simply encoded again.
+that cannot be read, whose arrays have the wrong shape or dtype, or whose vectors have another
+length than the encoder gives (the caller passes it: ``get_many(..., dim=...)``) is moved aside as
+``<name>.bad-<token>`` with a :class:`RuntimeWarning` that names it, and its texts are encoded
+again. A bad shard never decides what the good ones are worth: good shards are never deleted
+(only merged into one by compaction), and a planted shard cannot turn the cache against them.
+The cache checks the form of its files, not their truth: a well-formed shard with wrong vectors
+of the right length is served as it is (keep the cache folder writable only by those you trust).
 
 Several processes may share one cache folder: writers never overwrite each other's shards (every
 shard has a unique name), and a process that misses a key looks for shards other processes wrote
@@ -47,6 +52,7 @@ KEY_BYTES = 32
 _KEY_DTYPE = np.dtype(f"S{KEY_BYTES}")
 _SHARD_RE = re.compile(r"^shard-(\d+)-([0-9a-f]{32})\.npz$")
 _TMP_PREFIX = ".tmp-"
+_BAD_INFIX = ".bad-"
 _FINGERPRINT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 CACHE_DIR_ENV = "RECTRANSFER_CACHE_DIR"
@@ -55,17 +61,22 @@ CACHE_DIR_ENV = "RECTRANSFER_CACHE_DIR"
 class _Entries:
     """The in-memory index of one fingerprint: key -> row of a growable matrix."""
 
-    def __init__(self) -> None:
-        self.dim: int | None = None
+    def __init__(self, dim: int | None = None) -> None:
+        self.dim: int | None = dim
+        # Whether the length came from the caller (the encoder) rather than from the majority
+        # of the shards: only then is a shard of another length known to be bad.
+        self.dim_given = dim is not None
         self.rows: dict[bytes, int] = {}
-        self.matrix = np.zeros((0, 0), dtype=np.float32)
+        self.matrix = np.zeros((0, 0 if dim is None else dim), dtype=np.float32)
         self.size = 0
         self.shards: dict[str, int] = {}  # file name -> sequence number, for every shard read
+        self.refused: set[str] = set()  # bad shards that could not be moved aside: not read again
 
     def add(self, keys: list[bytes], vectors: np.ndarray) -> None:
         """Add rows for keys not yet known (the first vector seen for a key wins)."""
         if self.dim is None:
             self.dim = int(vectors.shape[1])
+        if self.matrix.shape[0] == 0:
             self.matrix = np.zeros((max(1024, len(keys)), self.dim), dtype=np.float32)
         new = [i for i, key in enumerate(keys) if key not in self.rows]
         if not new:
@@ -149,7 +160,9 @@ class EmbeddingCache:
         """
         return hashlib.sha256(text.encode("utf-8")).digest()
 
-    def get_many(self, fingerprint: str, keys: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    def get_many(
+        self, fingerprint: str, keys: Sequence[bytes], *, dim: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Look keys up under one encoder fingerprint.
 
         Parameters
@@ -158,6 +171,9 @@ class EmbeddingCache:
             The encoder's fingerprint (letters, digits, ``.``, ``_`` and ``-`` only).
         keys
             32-byte keys from :meth:`key`; duplicates are fine.
+        dim
+            The length of the encoder's vectors: shards of another length are moved aside. Pass
+            it whenever it is known; without it, the length most stored vectors have is taken.
 
         Returns
         -------
@@ -173,8 +189,10 @@ class EmbeddingCache:
         ([False], (1, 0))
         """
         key_list = _check_keys(keys)
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+            raise ConfigError(f"dim must be a positive integer, got {dim!r}")
         with self._lock:
-            entries = self._load(fingerprint)
+            entries = self._load(fingerprint, dim)
             rows = np.array([entries.rows.get(k, -1) for k in key_list], dtype=np.int64)
             if (rows < 0).any() and self._refresh(fingerprint, entries):
                 rows = np.array([entries.rows.get(k, -1) for k in key_list], dtype=np.int64)
@@ -224,7 +242,9 @@ class EmbeddingCache:
         if not np.isfinite(array).all():
             raise ConfigError("vectors contain NaN or infinite values; they are not cached")
         with self._lock:
-            entries = self._load(fingerprint)
+            entries = self._entries.get(fingerprint)
+            if entries is None:  # first use: the vectors given say how long this encoder's are
+                entries = self._load(fingerprint, int(array.shape[1]))
             if entries.dim is not None and entries.dim != array.shape[1]:
                 raise IncompatibleArtifactError(
                     f"the embedding cache holds {entries.dim}-d vectors for encoder fingerprint "
@@ -256,12 +276,18 @@ class EmbeddingCache:
             )
         return self.directory / "embeddings" / fingerprint
 
-    def _load(self, fingerprint: str) -> _Entries:
-        """The in-memory index of a fingerprint, read from disk on first use."""
+    def _load(self, fingerprint: str, dim: int | None = None) -> _Entries:
+        """The in-memory index of a fingerprint, read from disk on first use.
+
+        With ``dim``, an index built before the length was known and holding another one is
+        read again, so that the shards of the wrong length are the ones moved aside.
+        """
         folder = self._folder(fingerprint)
         entries = self._entries.get(fingerprint)
+        if entries is not None and dim is not None and entries.dim not in (None, dim):
+            entries = None
         if entries is None:
-            entries = _Entries()
+            entries = _Entries(dim)
             self._entries[fingerprint] = entries
             _remove_stale_temp_files(folder)
             self._refresh(fingerprint, entries)
@@ -274,6 +300,8 @@ class EmbeddingCache:
                         RuntimeWarning,
                         stacklevel=2,
                     )
+        elif dim is not None:
+            entries.dim, entries.dim_given = dim, True
         return entries
 
     def _refresh(self, fingerprint: str, entries: _Entries) -> bool:
@@ -286,21 +314,47 @@ class EmbeddingCache:
         shards = []
         for name in names:
             match = _SHARD_RE.match(name)
-            if match and name not in entries.shards:
+            if match and name not in entries.shards and name not in entries.refused:
                 shards.append((int(match.group(1)), name))
         added = False
+        if entries.dim is None:
+            # No length from the encoder: the one most stored vectors have, so that a single
+            # planted shard cannot outvote the rest (ties: the first shard's). Only here are all
+            # new shards held at once; with a known length each is added as it is read.
+            loaded = []
+            for number, name in sorted(shards):
+                shard = self._read_shard(folder / name, entries)
+                if shard is not None:
+                    loaded.append((number, name, *shard))
+            rows: dict[int, int] = {}
+            for _, _, keys, vectors in loaded:
+                rows[vectors.shape[1]] = rows.get(vectors.shape[1], 0) + len(keys)
+            entries.dim = max(rows, key=lambda d: rows[d], default=None)
+            for number, name, keys, vectors in loaded:
+                added |= self._take(folder / name, number, keys, vectors, entries)
+            return added
         for number, name in sorted(shards):
-            loaded = self._read_shard(folder / name, entries.dim)
-            if loaded is None:
-                continue
-            keys, vectors = loaded
-            entries.shards[name] = number
-            entries.add(keys, vectors)
-            added = True
+            shard = self._read_shard(folder / name, entries)
+            if shard is not None:
+                added |= self._take(folder / name, number, *shard, entries)
         return added
 
-    def _read_shard(self, path: Path, dim: int | None) -> tuple[list[bytes], np.ndarray] | None:
-        """Keys and vectors of a shard, or None (with a warning, file deleted) if it is bad."""
+    def _take(
+        self, path: Path, number: int, keys: list[bytes], vectors: np.ndarray, entries: _Entries
+    ) -> bool:
+        """Add a read shard to the index if its length is the index's; True if it was added."""
+        if vectors.shape[1] != entries.dim:
+            if entries.dim_given:
+                why = f"{vectors.shape[1]}-d vectors where the encoder gives {entries.dim}-d"
+                self._set_aside(path, why, entries)
+            # else: the minority length, left alone until the encoder's length is known
+            return False
+        entries.shards[path.name] = number
+        entries.add(keys, vectors)
+        return True
+
+    def _read_shard(self, path: Path, entries: _Entries) -> tuple[list[bytes], np.ndarray] | None:
+        """Keys and vectors of a shard, or None (with a warning, moved aside) if it is bad."""
         try:
             # Open the file here: np.load leaks its own handle when the zip is truncated.
             with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as npz:
@@ -314,24 +368,36 @@ class EmbeddingCache:
                 raise ValueError(f"vectors have dtype {vectors.dtype} and shape {vectors.shape}")
             if vectors.shape[0] != keys.shape[0] or vectors.shape[1] < 1:
                 raise ValueError(f"{keys.shape[0]} keys but vectors of shape {vectors.shape}")
-            if dim is not None and vectors.shape[1] != dim:
-                raise ValueError(f"{vectors.shape[1]}-d vectors where {dim}-d are stored")
             if not np.isfinite(vectors).all():
                 raise ValueError("vectors contain NaN or infinite values")
         except FileNotFoundError:
             return None  # removed by another process (compaction) since the listing
-        except Exception as exc:
-            warnings.warn(
-                f"skipping unreadable embedding cache shard {path} ({exc}); its texts will be "
-                "encoded again",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            path.unlink(missing_ok=True)
+        except Exception as exc:  # anything else in the file: it is not a shard we can use
+            self._set_aside(path, str(exc) or type(exc).__name__, entries)
             return None
         raw = keys.tobytes()  # not keys.tolist(): numpy strips trailing NUL bytes from S32 items
         key_list = [raw[i : i + KEY_BYTES] for i in range(0, len(raw), KEY_BYTES)]
         return key_list, vectors
+
+    @staticmethod
+    def _set_aside(path: Path, why: str, entries: _Entries) -> None:
+        """Move a bad shard out of the loader's way (renamed, never deleted) and say so."""
+        aside = path.with_name(f"{path.name}{_BAD_INFIX}{_atomic.owner_token()}")
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return  # another process moved it first
+        except OSError as exc:
+            entries.refused.add(path.name)  # e.g. a read-only cache: skip it from now on
+            moved = f"it could not be moved aside ({exc.strerror}) and is skipped"
+        else:
+            moved = f"moved aside to {aside.name}"
+        warnings.warn(
+            f"embedding cache shard {path} is not usable ({why}); {moved}. Its texts are encoded "
+            "again; delete the moved file once you have looked at it.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
     def _write_shard(
         self, fingerprint: str, number: int, keys: list[bytes], vectors: np.ndarray

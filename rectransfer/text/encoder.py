@@ -276,6 +276,19 @@ class SentenceTransformerEncoder:
         assert self._dim is not None
         return self._dim
 
+    def dim_without_loading(self) -> int:
+        """The vector length, read from the model folder's files when the model is not loaded.
+
+        A run whose vectors are all cached checks them against this without loading the model;
+        folders whose layout does not tell (other modules than Transformer, Pooling, Dense and
+        Normalize) load it.
+        """
+        if self._dim is None:
+            declared = declared_dimension(self.model_path)
+            if declared is not None:
+                return declared
+        return self.dim
+
     @property
     def fingerprint(self) -> str:
         """SHA-256 of the model files (relative names and content), ``max_seq_length`` and the
@@ -346,6 +359,45 @@ class SentenceTransformerEncoder:
             self._dim = int(dim)
             self._model = model
             return model
+
+
+_POOLING = "sentence_transformers.models.Pooling"
+_DENSE = "sentence_transformers.models.Dense"
+_SHAPE_KEEPING = {
+    "sentence_transformers.models.Transformer",
+    "sentence_transformers.models.Normalize",
+}
+
+
+def declared_dimension(path: Path) -> int | None:
+    """The vector length a sentence-transformers folder declares, or None if it does not tell.
+
+    The last Dense module's ``out_features``, else the Pooling module's word dimension times its
+    pooling modes; None for any other module (its effect on the length is unknown) or a file that
+    cannot be read.
+    """
+    import json
+
+    try:
+        modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
+        dim: int | None = None
+        for module in modules:
+            kind, folder = module.get("type"), path / module.get("path", "")
+            if kind == _DENSE:
+                dim = int(json.loads((folder / "config.json").read_text())["out_features"])
+            elif kind == _POOLING:
+                config = json.loads((folder / "config.json").read_text())
+                modes = sum(
+                    1
+                    for key, on in config.items()
+                    if key.startswith("pooling_mode_") and on is True
+                )
+                dim = int(config["word_embedding_dimension"]) * max(modes, 1)
+            elif kind not in _SHAPE_KEEPING:
+                return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return dim if dim is not None and dim > 0 else None
 
 
 def check_model_directory(path: Path, *, packaged: bool) -> None:
@@ -577,39 +629,57 @@ class CachedEncoder:
             return np.zeros((len(items), self.encoder.dim), dtype=np.float32)
         fingerprint = self.encoder.fingerprint
         keys = [EmbeddingCache.key(text) for text in unique]
-        found, vectors = self.cache.get_many(fingerprint, keys)
+        # The cache is a speed-up: whatever is wrong with it, the texts are encoded again.
+        try:
+            found, vectors = self.cache.get_many(fingerprint, keys, dim=self._expected_dim())
+        except (OSError, IncompatibleArtifactError) as exc:
+            self._warn(f"could not read the embedding cache in {self.cache.directory}: {exc}")
+            found, vectors = np.zeros(len(keys), dtype=bool), np.zeros((len(keys), 0), np.float32)
         missing = np.flatnonzero(~found)
         if missing.size:
-            description = (
-                f"encoding {missing.size:,} texts with {self.encoder.name} "
-                f"({len(unique) - missing.size:,} cached)"
-            )
-            with timed(description):
-                fresh = np.asarray(
-                    self.encoder.encode([unique[i] for i in missing], show_progress=show_progress),
-                    dtype=np.float32,
-                )
-            if fresh.ndim != 2 or fresh.shape[0] != missing.size:
-                raise RuntimeError(
-                    f"encoder {self.encoder.name!r} returned shape {fresh.shape} for "
-                    f"{missing.size} texts"
-                )
+            fresh = self._encode_fresh([unique[i] for i in missing], show_progress)
+            store = True
             if vectors.shape[1] == 0:
                 vectors = np.zeros((len(unique), fresh.shape[1]), dtype=np.float32)
             elif vectors.shape[1] != fresh.shape[1]:
-                raise IncompatibleArtifactError(
-                    f"the embedding cache in {self.cache.directory} holds {vectors.shape[1]}-d "
-                    f"vectors for encoder {self.encoder.name!r}, which now gives "
-                    f"{fresh.shape[1]}-d vectors; delete the cache folder"
+                # The encoder's declared length was wrong: trust what it gives, cache nothing.
+                self._warn(
+                    f"the embedding cache in {self.cache.directory} gave {vectors.shape[1]}-d "
+                    f"vectors for encoder {self.encoder.name!r}, which gives {fresh.shape[1]}-d "
+                    "vectors; all texts were encoded again"
                 )
+                missing = np.arange(len(unique))
+                fresh = self._encode_fresh(unique, show_progress)
+                vectors = np.zeros((len(unique), fresh.shape[1]), dtype=np.float32)
+                store = False
             vectors[missing] = fresh
             self.last_encoded = int(missing.size)
-            try:
-                self.cache.put_many(fingerprint, [keys[i] for i in missing], fresh)
-            except OSError as exc:  # a full or read-only disk costs speed, not results
-                warnings.warn(
-                    f"could not write to the embedding cache in {self.cache.directory}: {exc}",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+            if store:
+                try:
+                    self.cache.put_many(fingerprint, [keys[i] for i in missing], fresh)
+                except (OSError, IncompatibleArtifactError) as exc:
+                    # A full or read-only disk costs speed, not results.
+                    self._warn(
+                        f"could not write to the embedding cache in {self.cache.directory}: {exc}"
+                    )
         return assemble(index, vectors, vectors.shape[1])
+
+    def _expected_dim(self) -> int:
+        """The wrapped encoder's vector length, without loading a model where the files tell."""
+        cheap = getattr(self.encoder, "dim_without_loading", None)
+        return int(cheap()) if callable(cheap) else int(self.encoder.dim)
+
+    def _encode_fresh(self, texts: list[str], show_progress: bool | None) -> np.ndarray:
+        with timed(f"encoding {len(texts):,} texts with {self.encoder.name}"):
+            fresh = np.asarray(
+                self.encoder.encode(texts, show_progress=show_progress), dtype=np.float32
+            )
+        if fresh.ndim != 2 or fresh.shape[0] != len(texts):
+            raise RuntimeError(
+                f"encoder {self.encoder.name!r} returned shape {fresh.shape} for {len(texts)} texts"
+            )
+        return fresh
+
+    @staticmethod
+    def _warn(message: str) -> None:
+        warnings.warn(message, RuntimeWarning, stacklevel=3)

@@ -67,6 +67,7 @@ from rectransfer.text.encoder import SentenceTransformerEncoder, quiet_transform
 from rectransfer.text.pairs import DEFAULT_MAX_PAIRS, DEFAULT_WINDOW, training_pairs
 from rectransfer.utils import atomic as _atomic
 from rectransfer.utils.atomic import leftovers, publish_directory
+from rectransfer.utils.destinations import ENCODER_METADATA_FILE, check_model_destination
 from rectransfer.utils.versions import library_versions, package_version
 
 __all__ = [
@@ -94,7 +95,7 @@ WARMUP_SHARE: Final = 0.1
 WEIGHT_DECAY: Final = 0.01
 MAX_GRAD_NORM: Final = 1.0
 
-METADATA_FILE: Final = "rectransfer_encoder.json"
+METADATA_FILE: Final = ENCODER_METADATA_FILE
 METADATA_FORMAT: Final = "rectransfer-encoder/1"
 CHECKPOINT_FILE: Final = "checkpoint.pt"
 
@@ -292,7 +293,7 @@ def _save_checkpoint(work_dir: Path, state: dict[str, Any]) -> None:
         _atomic.remove(staging)
 
 
-def _clear_checkpoint(work_dir: Path) -> None:
+def clear_checkpoint(work_dir: Path) -> None:
     """Delete the checkpoint, and the work folder if that leaves it empty (it may be the user's)."""
     _atomic.remove(work_dir / CHECKPOINT_FILE)
     with contextlib.suppress(OSError):
@@ -509,18 +510,11 @@ def _existing_key(out: Path) -> str | None:
     return key if isinstance(key, str) else None
 
 
-def _check_output(out: Path) -> None:
-    """Refuse to replace anything but a previous fine-tuned encoder (or an empty folder)."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise ConfigError(f"{out} exists and is not a folder; pass another --out")
-    if (out / METADATA_FILE).is_file() or not any(out.iterdir()):
-        return
-    raise ConfigError(
-        f"{out} already holds files that are not a fine-tuned encoder (no {METADATA_FILE}); "
-        "pass a new or empty folder as the output, or delete it"
-    )
+def _check_output(out: Path, inputs: Sequence[RetailerData | str | Path] = ()) -> None:
+    """Refuse to replace anything but a previous fine-tuned encoder (or an empty folder), and an
+    output that overlaps a source folder."""
+    folders = [s for s in inputs if not isinstance(s, RetailerData)]
+    check_model_destination(out, inputs=folders, kind="encoder")
 
 
 @contextlib.contextmanager
@@ -548,6 +542,7 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
 
 def _save(model: Any, out: Path, metadata: dict[str, Any]) -> None:
     """Stage the model directory beside ``out``, check it loads, publish it in one step."""
+    _check_output(out)  # again: something may have been put there while training ran
     out.parent.mkdir(parents=True, exist_ok=True)
     _atomic.sweep(leftovers(out))
     staging = out.parent / f".{out.name}.tmp-{_atomic.owner_token()}"
@@ -691,7 +686,7 @@ def pretrain_encoder(
     if not isinstance(learning_rate, int | float) or not 0 < learning_rate < 1:
         raise ConfigError(f"learning_rate must be a number in (0, 1), got {learning_rate!r}")
     target = Path(out)
-    _check_output(target)
+    _check_output(target, sources)
     encoder = _base_encoder(base)
     datasets = [s if isinstance(s, RetailerData) else RetailerData.load(s) for s in sources]
     pairs = training_pairs(
@@ -724,7 +719,7 @@ def pretrain_encoder(
     )
     work = Path(work_dir) if work_dir is not None else target.parent / f"{target.name}.work"
     if _existing_key(target) == plan.key:
-        _clear_checkpoint(work)
+        clear_checkpoint(work)
         return target
     model = _load_model(plan.base_path, device)
     n_layers = freeze_layers(model, freeze)
@@ -742,5 +737,5 @@ def pretrain_encoder(
             checkpoint_every=checkpoint_every,
         )
     _save(model, target, _metadata(plan, n_layers))
-    _clear_checkpoint(work)
+    clear_checkpoint(work)
     return target

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from rectransfer.text.encoder import (
 )
 from rectransfer.text.load import load_encoder
 from rectransfer.text.pairs import mine_pairs
+from rectransfer.utils.destinations import check_model_destination, is_rectransfer_encoder
 
 MIN_RETAILER_PAIRS = 500  # fewer distinct pairs than this: too little to move the encoder
 MAX_RETAILER_PAIRS = 5_000  # one short pass: a few minutes on two cores
@@ -80,12 +82,7 @@ def tune_encoder(
     the retailer has too few pairs), the number of distinct pairs, and why it was not tuned.
     """
     base_path, int8 = trainable_base(encoder)
-    target = Path(out)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise ConfigError(
-            f"tune_encoder folder {str(target)!r} already holds files. Give a new folder for each "
-            "adapted model: an earlier model may still use the encoder in it."
-        )
+    target = check_tune_folder(out)
     pairs = mine_pairs(data).height
     if pairs < MIN_RETAILER_PAIRS:
         return (
@@ -113,6 +110,29 @@ def tune_encoder(
     return tuned, pairs, ""
 
 
+def check_tune_folder(
+    out: str | Path, *, inputs: Iterable[str | Path] = (), option: str = "tune_encoder"
+) -> Path:
+    """Refuse a tuned encoder's folder unless it is new or empty and outside every input.
+
+    Stricter than other destinations: even a previous tuned encoder is not replaced, since an
+    earlier adapted model may still name it. Call it before any training.
+
+    Raises
+    ------
+    ConfigError
+        When ``out`` overlaps an input (see
+        :func:`rectransfer.utils.destinations.check_model_destination`) or already holds files.
+    """
+    target = check_model_destination(out, inputs=inputs, kind="encoder", option=option)
+    if target.exists() and any(target.iterdir()):
+        raise ConfigError(
+            f"{option} folder {str(target)!r} already holds files. Give a new folder for each "
+            "adapted model: an earlier model may still use the encoder in it."
+        )
+    return target
+
+
 def _transformer_layers(model_path: Path) -> int:
     """Transformer layers of a sentence-transformers folder, from its Hugging Face config."""
     try:
@@ -128,5 +148,8 @@ def _transformer_layers(model_path: Path) -> int:
 def discard(out: str | Path) -> None:
     """Remove a tuned encoder that was not kept (and its training leftovers)."""
     target = Path(out)
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.rmtree(target.parent / f"{target.name}.work", ignore_errors=True)
+    # Only what tuning wrote: the folder was new or empty (check_tune_folder), and the work
+    # folder beside it may be the user's, so only its checkpoint goes.
+    if is_rectransfer_encoder(target):
+        shutil.rmtree(target, ignore_errors=True)
+    training.clear_checkpoint(target.parent / f"{target.name}.work")

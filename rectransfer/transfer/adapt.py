@@ -48,7 +48,7 @@ from rectransfer.ranking.ranker import (
 )
 from rectransfer.ranking.training_data import cut_queries, labelled_rows
 from rectransfer.text.encoder import Encoder
-from rectransfer.text.tuning import discard, tune_encoder
+from rectransfer.text.tuning import check_tune_folder, discard, tune_encoder
 from rectransfer.transfer.guard import decide, keep_tuned, too_little_to_adapt
 from rectransfer.transfer.pretrain import MAX_TRAINING_NEGATIVES, split_by_customer
 from rectransfer.utils.progress import stage
@@ -206,6 +206,8 @@ def adapt(
     >>> model.guard.decision in ("broad", "adapted", "blend", "local")
     True
     """
+    if tune_encoder_to is not None:
+        check_tune_folder(tune_encoder_to)  # before the minutes of adaptation, not after
     if encoder is not None:
         base.with_encoder(encoder)
     result = fit_adaptation(

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 STALE_SECONDS = 3600.0
+TOKEN_PATTERN = r"[0-9a-f]{8}-\d+-[0-9a-f]{16}"  # what owner_token() returns
 _TOKEN_RE = re.compile(r"(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]{16}")
 
 
@@ -168,8 +169,12 @@ def leftovers(path: str | Path) -> list[Path]:
         siblings = list(target.parent.iterdir())
     except OSError:
         return []
-    prefixes = (f".{target.name}.tmp-", f".{target.name}.old-")
-    return sorted(p for p in siblings if p.name.startswith(prefixes))
+    # Only names that a save made (prefix + owner token, or the 32 hex digits earlier versions
+    # used): a similar name of the user's is kept.
+    pattern = re.compile(
+        re.escape(f".{target.name}.") + rf"(tmp|old)-({TOKEN_PATTERN}|[0-9a-f]{{32}})"
+    )
+    return sorted(p for p in siblings if pattern.fullmatch(p.name))
 
 
 def publish_directory(staging: Path, target: Path) -> None:

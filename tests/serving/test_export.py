@@ -1,10 +1,14 @@
 import datetime as dt
+import os
+import time
 
 import polars as pl
 import pytest
 
 import rectransfer as rt
-from rectransfer.serving.export import PART_FILE, partition_path
+from rectransfer.errors import ConfigError
+from rectransfer.serving.export import PART_FILE, STAGING_FOLDER, partition_path, sweep_leftovers
+from rectransfer.utils.atomic import owner_token
 from tests.conftest import make_shop
 
 
@@ -120,3 +124,95 @@ def test_a_failing_chunk_stream_keeps_the_previous_partition(broad, tmp_path):
     assert not [p for p in (tmp_path / ".staging").iterdir()]
     with pytest.raises(rt.ConfigError, match="chunk_size"):
         next(rt.iter_recommendations(broad, shop, chunk_size=0))
+
+
+# --- links and sweeps: never through a link, only what rectransfer staged (issue 16) ---
+
+
+def _age(path, hours=2.0):
+    old = time.time() - hours * 3600
+    os.utime(path, (old, old), follow_symlinks=False)
+
+
+def test_a_symlinked_staging_folder_is_refused_and_its_target_untouched(recs, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    victim = elsewhere / "report.tmp"  # a *.tmp file of someone else's, old enough to sweep
+    victim.write_text("keep")
+    (elsewhere / "old-folder.tmp").mkdir()
+    _age(victim), _age(elsewhere / "old-folder.tmp")
+    root = tmp_path / "exports"
+    root.mkdir()
+    (root / STAGING_FOLDER).symlink_to(elsewhere)
+    with pytest.raises(ConfigError, match=r"\.staging is a symbolic link"):
+        rt.write_recommendations(
+            recs, root, retailer="exp", run_date="2026-01-02", model_version="v"
+        )
+    assert victim.read_text() == "keep" and (elsewhere / "old-folder.tmp").is_dir()
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["old-folder.tmp", "report.tmp"]
+    assert sweep_leftovers(root) == []  # the sweep on its own does not follow it either
+    assert victim.exists()
+
+
+@pytest.mark.parametrize("level", ["retailer", "run_date"])
+def test_a_symlinked_partition_folder_is_refused(recs, tmp_path, level):
+    root = tmp_path / "exports"
+    partition = partition_path(root, "exp", dt.date(2026, 1, 2))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = partition.parent if level == "retailer" else partition
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(elsewhere)
+    with pytest.raises(ConfigError, match="is a symbolic link"):
+        rt.write_recommendations(
+            recs, root, retailer="exp", run_date="2026-01-02", model_version="v"
+        )
+    assert list(elsewhere.iterdir()) == []
+    assert not (root / STAGING_FOLDER).exists()  # refused before anything was created
+
+
+def test_the_sweep_removes_only_what_rectransfer_staged(recs, tmp_path):
+    root = tmp_path / "exports"
+    staging = root / STAGING_FOLDER
+    staging.mkdir(parents=True)
+    ours = staging / f"exp_2026-01-01_{owner_token()}.tmp"  # a killed writer's, long ago
+    ours.write_bytes(b"PAR1 half")
+    foreign = staging / "notes.tmp"  # not a name rectransfer stages
+    foreign.write_text("keep")
+    folder = staging / f"exp_2026-01-01_{owner_token()}.tmp"  # our name, but a folder
+    folder.mkdir()
+    (folder / "inside").write_text("keep")
+    target = tmp_path / "target.txt"
+    target.write_text("keep")
+    link = staging / f"exp_2026-01-01_{owner_token()}.tmp"  # our name, but a link
+    link.symlink_to(target)
+    for path in (ours, foreign, folder, link):
+        _age(path)
+    rt.write_recommendations(recs, root, retailer="exp", run_date="2026-01-02", model_version="v")
+    assert not ours.exists()
+    assert foreign.read_text() == "keep" and (folder / "inside").read_text() == "keep"
+    assert link.is_symlink() and target.read_text() == "keep"
+
+
+def test_a_refused_stream_creates_nothing(broad, tmp_path):
+    shop = make_shop("exp", seed=4, n_users=20)
+    root = tmp_path / "exports"
+    with pytest.raises(ConfigError, match="k must"):
+        rt.write_recommendation_chunks(
+            rt.iter_recommendations(broad, shop, k=0), root, retailer="exp", model_version="v"
+        )
+    assert not root.exists()  # not even an empty .staging
+
+
+def test_model_save_leftovers_are_swept_only_by_their_own_names(broad, tmp_path):
+    from rectransfer.utils.atomic import leftovers
+
+    model = tmp_path / "model"
+    ours = tmp_path / f".model.tmp-{owner_token()}"
+    mine = tmp_path / ".model.tmp-my-notes"  # the user's, with a similar name
+    for path in (ours, mine):
+        path.mkdir()
+        _age(path)
+    assert leftovers(model) == [ours]
+    broad.save(model)
+    assert not ours.exists() and mine.is_dir()

@@ -138,7 +138,7 @@ def test_a_miss_picks_up_shards_written_by_another_process(tmp_path):
         pytest.param("pickle", id="object-array"),
     ],
 )
-def test_bad_shards_are_skipped_with_a_warning_and_deleted(tmp_path, content):
+def test_bad_shards_are_moved_aside_with_a_warning(tmp_path, content):
     good = vectors(2)
     EmbeddingCache(tmp_path).put_many(FP, keys_of("a", "b"), good)
     (good_shard,) = shards(tmp_path)
@@ -157,11 +157,13 @@ def test_bad_shards_are_skipped_with_a_warning_and_deleted(tmp_path, content):
         with open(bad, "wb") as handle:
             np.savez(handle, keys=key_array, vectors=data)
     cache = EmbeddingCache(tmp_path)
-    with pytest.warns(RuntimeWarning, match="skipping unreadable embedding cache shard"):
-        found, got = cache.get_many(FP, keys_of("a", "b"))
+    with pytest.warns(RuntimeWarning, match=f"{bad.name} is not usable .*moved aside") as caught:
+        found, got = cache.get_many(FP, keys_of("a", "b"), dim=4)
     assert found.all()
     np.testing.assert_array_equal(got, good)
     assert not bad.exists()
+    (aside,) = bad.parent.glob(f"{bad.name}.bad-*")  # kept for a look, out of the loader's way
+    assert aside.name in str(caught[0].message)
     assert shards(tmp_path) == [good_shard]
 
 
@@ -265,3 +267,91 @@ def test_every_stored_key_is_found_with_its_first_vector(tmp_path_factory, batch
     assert found.tolist() == [v in expected for v in probe]
     for v in expected:
         np.testing.assert_array_equal(got[v], expected[v])
+
+
+# --- a planted or broken cache never costs good shards, nor the run (issue 16) ---
+
+
+def _plant(folder: Path, name: str, dim: int, rows: int = 1) -> Path:
+    path = folder / name
+    with open(path, "wb") as handle:
+        np.savez(
+            handle,
+            keys=np.frombuffer(b"z" * 32 * rows, dtype="S32"),
+            vectors=np.ones((rows, dim), dtype=np.float32),
+        )
+    return path
+
+
+def test_a_planted_shard_of_another_dimension_costs_no_good_shard(tmp_path):
+    good = vectors(3, dim=4)
+    for i, text in enumerate("abc"):  # three good shards of 4-d vectors
+        EmbeddingCache(tmp_path).put_many(FP, keys_of(text), good[i : i + 1])
+    good_shards = shards(tmp_path)
+    folder = good_shards[0].parent
+    # Numbered first, so it is read first: it used to set the length and sink every good shard.
+    planted = _plant(folder, f"shard-0-{'0' * 32}.npz", dim=7, rows=5)
+    cache = EmbeddingCache(tmp_path)
+    with pytest.warns(RuntimeWarning, match=f"{planted.name} is not usable \\(7-d vectors"):
+        found, got = cache.get_many(FP, keys_of("a", "b", "c"), dim=4)
+    assert found.all()
+    np.testing.assert_array_equal(got, good)
+    assert shards(tmp_path) == good_shards  # every good shard is still there
+    assert len(list(folder.glob(f"{planted.name}.bad-*"))) == 1
+    cache.put_many(FP, keys_of("d"), vectors(1, dim=4))  # and the cache keeps working
+
+
+def test_without_a_dimension_one_planted_shard_does_not_outvote_the_rest(tmp_path):
+    good = vectors(2, dim=4)
+    EmbeddingCache(tmp_path).put_many(FP, keys_of("a", "b"), good)
+    (good_shard,) = shards(tmp_path)
+    planted = _plant(good_shard.parent, f"shard-0-{'0' * 32}.npz", dim=7, rows=1)
+    # No length known: the majority's is served, and the other shard is left where it is until
+    # an encoder says which length is right.
+    found, got = EmbeddingCache(tmp_path).get_many(FP, keys_of("a", "b"))
+    assert found.all()
+    np.testing.assert_array_equal(got, good)
+    assert good_shard.exists() and planted.exists()
+
+
+def test_a_folder_with_a_shard_name_is_moved_aside_not_a_crash(tmp_path):
+    EmbeddingCache(tmp_path).put_many(FP, keys_of("a"), vectors(1))
+    (good_shard,) = shards(tmp_path)
+    squatter = good_shard.parent / f"shard-5-{'1' * 32}.npz"
+    squatter.mkdir()
+    (squatter / "inside.txt").write_text("not ours")
+    with pytest.warns(RuntimeWarning, match=f"{squatter.name} is not usable"):
+        found, _ = EmbeddingCache(tmp_path).get_many(FP, keys_of("a"), dim=4)
+    assert found.all()
+    (aside,) = good_shard.parent.glob(f"{squatter.name}.bad-*")
+    assert (aside / "inside.txt").read_text() == "not ours"  # moved, never deleted
+
+
+def test_a_bad_shard_that_cannot_be_moved_is_skipped_and_reported_once(tmp_path, monkeypatch):
+    EmbeddingCache(tmp_path).put_many(FP, keys_of("a"), vectors(1))
+    (good_shard,) = shards(tmp_path)
+    bad = good_shard.parent / f"shard-5-{'1' * 32}.npz"
+    bad.write_bytes(b"garbage")
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "rename", read_only)
+    cache = EmbeddingCache(tmp_path)
+    with pytest.warns(RuntimeWarning, match="could not be moved aside .*skipped"):
+        found, _ = cache.get_many(FP, keys_of("a"), dim=4)
+    assert found.all() and bad.exists() and good_shard.exists()
+    found, _ = cache.get_many(FP, keys_of("missing"), dim=4)  # a miss looks again: no warning
+    assert not found.any()
+
+
+def test_an_index_built_without_the_length_is_rebuilt_with_it(tmp_path):
+    cache = EmbeddingCache(tmp_path)
+    cache.put_many(FP, keys_of("a"), vectors(1, dim=4))
+    folder = shards(tmp_path)[0].parent
+    _plant(folder, f"shard-7-{'2' * 32}.npz", dim=7, rows=9)  # the majority, but the wrong length
+    fresh = EmbeddingCache(tmp_path)
+    assert fresh.get_many(FP, keys_of("a"))[1].shape == (1, 7)  # no length given: the majority
+    with pytest.warns(RuntimeWarning, match="7-d vectors where the encoder gives 4-d"):
+        found, got = fresh.get_many(FP, keys_of("a"), dim=4)
+    assert found.all() and got.shape == (1, 4)

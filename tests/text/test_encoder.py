@@ -251,7 +251,7 @@ def test_cached_corrupt_shard_is_skipped_and_re_encoded(tmp_path):
     (shard,) = list(folder.glob("shard-*.npz"))
     shard.write_bytes(shard.read_bytes()[:100])
     fresh, _ = cached(tmp_path)
-    with pytest.warns(RuntimeWarning, match="unreadable embedding cache shard"):
+    with pytest.warns(RuntimeWarning, match="embedding cache shard .* is not usable"):
         out = fresh.encode(["dome tent", "camp stove"])
     assert fresh.last_encoded == 2
     np.testing.assert_array_equal(out, HashingEncoder(32).encode(["dome tent", "camp stove"]))
@@ -434,3 +434,51 @@ def test_real_minilm_end_to_end(tmp_path):
     assert by_path.fingerprint != encoder.fingerprint
     with pytest.raises(ConfigError, match="does not exist"):
         load_encoder(tmp_path / "missing-model", use_cache=False)
+
+
+# --- a broken cache never stops a run: it re-encodes (issue 16) ---
+
+
+def _planted_cache(tmp_path, encoder, dim):
+    """A cache whose only shard for ``encoder`` holds well-formed vectors of length ``dim``."""
+    folder = tmp_path / "embeddings" / encoder.fingerprint
+    folder.mkdir(parents=True)
+    keys = b"".join(EmbeddingCache.key(t) for t in ["dome tent", "camp stove"])
+    with open(folder / f"shard-1-{'a' * 32}.npz", "wb") as handle:
+        np.savez(
+            handle,
+            keys=np.frombuffer(keys, dtype="S32"),
+            vectors=np.ones((2, dim), dtype=np.float32),
+        )
+    return EmbeddingCache(tmp_path), folder
+
+
+def test_a_cache_of_another_length_is_set_aside_and_the_texts_encoded_again(tmp_path):
+    encoder = HashingEncoder(16)
+    cache, folder = _planted_cache(tmp_path, encoder, dim=8)
+    cached = CachedEncoder(encoder, cache)
+    with pytest.warns(RuntimeWarning, match="8-d vectors where the encoder gives 16-d"):
+        got = cached.encode(["dome tent", "camp stove"])
+    np.testing.assert_array_equal(got, encoder.encode(["dome tent", "camp stove"]))
+    assert cached.last_encoded == 2
+    # The next run finds the right vectors in the cache and encodes nothing.
+    again = CachedEncoder(encoder, EmbeddingCache(tmp_path))
+    np.testing.assert_array_equal(again.encode(["dome tent", "camp stove"]), got)
+    assert again.last_encoded == 0
+    assert len(list(folder.glob("*.bad-*"))) == 1
+
+
+def test_an_unusable_cache_folder_costs_speed_not_the_run(tmp_path):
+    encoder = HashingEncoder(16)
+    (tmp_path / "embeddings").mkdir()
+    (tmp_path / "embeddings" / encoder.fingerprint).write_text("a file where a folder belongs")
+    cached = CachedEncoder(encoder, EmbeddingCache(tmp_path))
+    with pytest.warns(RuntimeWarning, match="could not write to the embedding cache"):
+        got = cached.encode(["dome tent"])
+    np.testing.assert_array_equal(got, encoder.encode(["dome tent"]))
+
+
+def test_the_sentence_transformer_length_is_read_without_loading_the_model():
+    encoder = SentenceTransformerEncoder()
+    assert encoder.dim_without_loading() == 384
+    assert encoder._model is None  # a fully cached run never loads the model
