@@ -249,3 +249,16 @@ def write_shop(data: RetailerData, folder: Path) -> Path:
     if data.users is not None:
         data.users.write_parquet(folder / "users.parquet")
     return folder
+
+
+def one_error_line(err: str) -> str:
+    """The one ``rectransfer: error: ...`` line of a failed command's standard error.
+
+    Stage and progress lines (``rectransfer: ...``) may come before it; the error is exactly one
+    line, the last, and nothing else (no traceback) is printed.
+    """
+    lines = err.splitlines()
+    errors = [line for line in lines if line.startswith("rectransfer: error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], err
+    assert all(line.startswith("rectransfer: ") for line in lines), err
+    return errors[0] + "\n"

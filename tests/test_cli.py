@@ -77,7 +77,10 @@ def test_pretrain_adapt_recommend(shops, tmp_path, capsys):
         ]
     )
     assert code == 0
-    frame = pl.read_parquet(exports / "retailer=shop-x" / "run_date=2026-11-23" / "part-0.parquet")
+    frame = pl.read_parquet(
+        exports / "retailer=shop-x" / "run_date=2026-11-23" / "part-0.parquet",
+        hive_partitioning=True,
+    )
     assert frame["rank"].max() == 4
     assert frame["retailer"].unique().to_list() == ["shop-x"]
 

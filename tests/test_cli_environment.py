@@ -12,7 +12,7 @@ import pytest
 
 import rectransfer as rt
 from rectransfer.cli import main
-from tests.conftest import make_shop, write_shop
+from tests.conftest import make_shop, one_error_line, write_shop
 
 
 class Tripwire(Exception):
@@ -37,9 +37,7 @@ def _recommend(model, shop, out, *extra):
 
 
 def _one_error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.startswith("rectransfer: error:") and err.count("\n") == 1, err
-    return err
+    return one_error_line(capsys.readouterr().err)
 
 
 @pytest.fixture

@@ -100,7 +100,7 @@ def check_export(root: Path, versions: dict[str, pl.DataFrame], where: str) -> s
     assert sorted(p.name for p in part.parent.iterdir()) == [PART_FILE], where
     frame = pl.read_parquet(part)
     (version,) = frame["model_version"].unique().to_list()
-    assert frame.drop("retailer", "run_date", "model_version").equals(versions[version]), where
+    assert frame.drop("model_version").equals(versions[version]), where
     visible = [
         p
         for p in root.rglob("*")

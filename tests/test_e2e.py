@@ -27,17 +27,18 @@ def test_demo_transfers_beyond_popularity_and_target_only(demo):
 
 def test_demo_export_has_the_schema(demo):
     _, _, result = demo
-    frame = pl.read_parquet(result.exports["trailhead_market"])
+    frame = pl.read_parquet(result.exports["trailhead_market"], hive_partitioning=True)
     assert frame.columns == [
-        "retailer",
-        "run_date",
         "user_id",
         "item_id",
         "rank",
         "score",
         "source",
         "model_version",
+        "retailer",  # the partition keys, from the path
+        "run_date",
     ]
+    assert frame.schema["run_date"] == pl.Date
     shop = rt.RetailerData.load(bundled_sample_data() / "targets" / "trailhead_market")
     customers = set(shop.interactions["user_id"].to_list()) | set(shop.users["user_id"].to_list())
     assert set(frame["user_id"].to_list()) == customers

@@ -102,7 +102,9 @@ def test_exports_of_two_retailers_in_one_root_stay_apart(broad, shops, tmp_path)
         rt.write_recommendations(recs, tmp_path, retailer=name, run_date=date, model_version="v")
     scanned = pl.scan_parquet(tmp_path / "**" / "*.parquet", hive_partitioning=True).collect()
     for name, shop in shops.items():
-        part = pl.read_parquet(partition_path(tmp_path, name, date) / "part-0.parquet")
+        part = pl.read_parquet(
+            partition_path(tmp_path, name, date) / "part-0.parquet", hive_partitioning=True
+        )
         assert part["retailer"].unique().to_list() == [name]
         assert set(part["item_id"]) <= set(shop.items["item_id"])
         assert set(part["user_id"]) <= customers(shop)

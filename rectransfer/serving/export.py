@@ -4,7 +4,15 @@ Layout under an export root (Hive-style partitions that polars, pandas, Spark an
 
     EXPORT_ROOT/retailer=<name>/run_date=<YYYY-MM-DD>/part-0.parquet
 
-Columns: ``retailer, run_date, user_id, item_id, rank, score, source, model_version``.
+Columns in the file: ``user_id, item_id, rank, score, source, model_version``. The retailer and
+the run date are partition keys and are stored once, in the path, so every reader types them the
+same way: with Hive partitioning on, DuckDB, Spark and polars read ``run_date`` as a date (pyarrow
+reads partition values as strings unless given a partitioning schema; see ``docs/DATA.md``).
+:func:`read_recommendations` returns both, ``run_date`` as a date. Strings are dictionary-encoded
+and every column has min/max statistics, so readers skip row groups and read fewer bytes.
+
+Only local (or mounted) folders are written: an object-store URL such as ``s3://...`` is refused
+with a clear error rather than written to a local folder of that name.
 
 Crash safety: the file is written with fastparquet to ``EXPORT_ROOT/.staging/`` (same file
 system, a name ending in ``.tmp``, never ``*.parquet``), fsynced, and renamed into its partition
@@ -47,12 +55,11 @@ _STAGING_SUFFIX = ".tmp"
 _LEGACY_TEMP_PREFIX = f".{PART_FILE}.tmp-"  # written inside partitions by earlier versions
 RUN_DATE = "run_date"
 MODEL_VERSION = "model_version"
-EXPORT_COLUMNS = (
-    Columns.RETAILER,
-    RUN_DATE,
-    *OUTPUT_SCHEMA.keys(),
-    MODEL_VERSION,
-)
+EXPORT_COLUMNS = (*OUTPUT_SCHEMA.keys(), MODEL_VERSION)  # in the file; the keys are in the path
+PARTITION_KEYS = (Columns.RETAILER, RUN_DATE)
+# Columns whose few distinct values are stored once per row group (dictionary encoding).
+_DICTIONARY_COLUMNS = (Columns.ITEM, "source", MODEL_VERSION)
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # What write_recommendation_chunks stages: <retailer>_<YYYY-MM-DD>_<owner token>.tmp
 _STAGED_NAME = re.compile(
@@ -130,6 +137,7 @@ def write_recommendation_chunks(
             "'.', '_' and '-' (pass --name to choose one)."
         )
     date = parse_run_date(run_date)
+    check_export_root(root)
     folder = partition_path(root, retailer, date)
     _refuse_links(root, _links_of(root, folder))
     # The first chunk before anything is created: a generator checks its arguments (k, say) when
@@ -154,14 +162,11 @@ def write_recommendation_chunks(
                 )
             if chunk.height == 0 and written:
                 continue
-            frame = _to_pandas(chunk, retailer, date, model_version)
-            fastparquet.write(
-                str(staging), frame, compression="SNAPPY", write_index=False, append=written
-            )
+            frame = _to_pandas(chunk, model_version)
+            _write(staging, frame, append=written)
             written = True
         if not written:  # no chunks at all: an empty partition file with the full schema
-            empty = _to_pandas(pl.DataFrame(schema=OUTPUT_SCHEMA), retailer, date, model_version)
-            fastparquet.write(str(staging), empty, compression="SNAPPY", write_index=False)
+            _write(staging, _to_pandas(pl.DataFrame(schema=OUTPUT_SCHEMA), model_version))
         _atomic.fsync_file(staging)
         # Created only now, so a failed first run leaves no empty partition behind.
         folder.mkdir(parents=True, exist_ok=True)
@@ -175,13 +180,19 @@ def write_recommendation_chunks(
 
 
 def check_export_root(root: str | Path) -> None:
-    """Refuse an export root whose ``.staging`` folder is a symbolic link (before any work).
+    """Refuse an export root that is a URL, or whose ``.staging`` folder is a symbolic link
+    (before any work).
 
     Raises
     ------
     ConfigError
-        Naming the link and how to fix it.
+        Naming the root or the link and how to fix it.
     """
+    if _URL.match(str(root)):
+        raise ConfigError(
+            f"export root {str(root)!r} is a URL; rectransfer writes to local or mounted folders "
+            "only. Write to a local folder and copy it to the object store (or mount the store)."
+        )
     _refuse_links(root, [staging_path(root)])
 
 
@@ -245,14 +256,13 @@ def _regular_files(folder: Path) -> list[Path]:
         return []
 
 
-def _to_pandas(
-    recommendations: pl.DataFrame, retailer: str, run_date: dt.date, model_version: str
-) -> pd.DataFrame:
-    """fastparquet writes pandas frames; build one column by column (no pyarrow needed)."""
+def _to_pandas(recommendations: pl.DataFrame, model_version: str) -> pd.DataFrame:
+    """fastparquet writes pandas frames; build one column by column (no pyarrow needed).
+
+    Columns with few distinct values become pandas categoricals, which fastparquet writes
+    dictionary-encoded; they read back as plain strings."""
     n = recommendations.height
     columns = {
-        Columns.RETAILER: np.full(n, retailer, dtype=object),
-        RUN_DATE: np.full(n, run_date.isoformat(), dtype=object),
         Columns.USER: recommendations[Columns.USER].to_numpy().astype(object),
         Columns.ITEM: recommendations[Columns.ITEM].to_numpy().astype(object),
         Columns.RANK: recommendations[Columns.RANK].to_numpy().astype(np.int32),
@@ -260,12 +270,44 @@ def _to_pandas(
         "source": recommendations["source"].to_numpy().astype(object),
         MODEL_VERSION: np.full(n, model_version, dtype=object),
     }
-    return pd.DataFrame(columns, columns=list(EXPORT_COLUMNS))
+    frame = pd.DataFrame(columns, columns=list(EXPORT_COLUMNS))
+    for column in _DICTIONARY_COLUMNS:
+        frame[column] = frame[column].astype("category")
+    return frame
+
+
+def _write(path: Path, frame: pd.DataFrame, *, append: bool = False) -> None:
+    fastparquet.write(
+        str(path),
+        frame,
+        compression="SNAPPY",
+        write_index=False,
+        append=append,
+        object_encoding="utf8",
+        stats=True,  # min/max of every column, strings included
+    )
 
 
 def read_recommendations(
     root: str | Path, *, retailer: str, run_date: str | dt.date
 ) -> pl.DataFrame:
-    """Read one partition back (what a downstream reader would do)."""
-    path = partition_path(root, retailer, parse_run_date(run_date)) / PART_FILE
-    return pl.read_parquet(path, hive_partitioning=False)
+    """Read one partition back, its keys as columns: ``retailer`` (string), ``run_date`` (date).
+
+    Examples
+    --------
+    >>> path = write_recommendations(model.recommend(shop, k=2), workdir, retailer="shop",
+    ...                              run_date="2026-11-23", model_version=model.model_version)
+    >>> read_recommendations(workdir, retailer="shop", run_date="2026-11-23").columns[:3]
+    ['retailer', 'run_date', 'user_id']
+    """
+    date = parse_run_date(run_date)
+    path = partition_path(root, retailer, date) / PART_FILE
+    frame = pl.read_parquet(path, hive_partitioning=False)
+    return frame.select(
+        pl.lit(retailer, dtype=pl.String).alias(Columns.RETAILER),
+        pl.lit(date, dtype=pl.Date).alias(RUN_DATE),
+        *[
+            pl.col(c).cast(pl.String) if c in _DICTIONARY_COLUMNS else pl.col(c)
+            for c in frame.columns
+        ],
+    )

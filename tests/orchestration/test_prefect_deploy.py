@@ -277,16 +277,16 @@ def test_recommend_deployment_runs_on_a_process_worker(deployed):
         )
 
     part = tmp / "exports" / "retailer=trailhead_market" / f"run_date={RUN_DATE}" / "part-0.parquet"
-    frame = pl.read_parquet(part)
+    frame = pl.read_parquet(part, hive_partitioning=True)
     assert frame.columns == [
-        "retailer",
-        "run_date",
         "user_id",
         "item_id",
         "rank",
         "score",
         "source",
         "model_version",
+        "retailer",  # the partition keys, from the path
+        "run_date",
     ]
     customers = set(pl.read_parquet(RETAILER / "interactions.parquet")["user_id"]) | set(
         pl.read_parquet(RETAILER / "users.parquet")["user_id"]

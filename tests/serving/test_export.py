@@ -22,16 +22,16 @@ def test_written_partition_has_the_schema_and_rows(recs, tmp_path):
         recs, tmp_path, retailer="exp", run_date="2026-11-23", model_version="broad-abc"
     )
     assert path == tmp_path / "retailer=exp" / "run_date=2026-11-23" / PART_FILE
-    back = pl.read_parquet(path)
+    back = pl.read_parquet(path, hive_partitioning=True)  # the keys come from the path
     assert back.columns == [
-        "retailer",
-        "run_date",
         "user_id",
         "item_id",
         "rank",
         "score",
         "source",
         "model_version",
+        "retailer",  # the partition keys, from the path
+        "run_date",
     ]
     assert back.height == recs.height
     assert back["rank"].dtype == pl.Int32
@@ -93,10 +93,10 @@ def test_chunked_export_writes_the_same_rows_as_one_frame(broad, tmp_path):
     whole = rt.recommend(broad, shop, k=5)
     chunks = list(rt.iter_recommendations(broad, shop, k=5, chunk_size=7))
     assert len(chunks) == -(-whole["user_id"].n_unique() // 7)
-    path = rt.write_recommendation_chunks(
+    rt.write_recommendation_chunks(
         iter(chunks), tmp_path, retailer="chunky", run_date="2026-11-01", model_version="m-1"
     )
-    back = pl.read_parquet(path)
+    back = rt.read_recommendations(tmp_path, retailer="chunky", run_date="2026-11-01")
     assert_frame_equal(back.select(whole.columns), whole, check_exact=False, rtol=1e-5)
     assert back["retailer"].unique().to_list() == ["chunky"]
 
@@ -216,3 +216,53 @@ def test_model_save_leftovers_are_swept_only_by_their_own_names(broad, tmp_path)
     assert leftovers(model) == [ours]
     broad.save(model)
     assert not ours.exists() and mine.is_dir()
+
+
+def test_the_partition_keys_are_stored_once_and_read_as_a_string_and_a_date(recs, tmp_path):
+    for day in ("2026-11-23", "2026-11-24"):
+        rt.write_recommendations(
+            recs, tmp_path, retailer="exp", run_date=day, model_version="broad-abc"
+        )
+    part = tmp_path / "retailer=exp" / "run_date=2026-11-23" / PART_FILE
+    assert "run_date" not in pl.read_parquet(part).columns  # in the path only, typed by readers
+    assert "retailer" not in pl.read_parquet(part).columns
+    scanned = pl.scan_parquet(tmp_path / "**" / "*.parquet", hive_partitioning=True).collect()
+    assert scanned.schema["run_date"] == pl.Date and scanned.schema["retailer"] == pl.String
+    assert sorted(scanned["run_date"].unique().to_list()) == [
+        dt.date(2026, 11, 23),
+        dt.date(2026, 11, 24),
+    ]
+    back = rt.read_recommendations(tmp_path, retailer="exp", run_date="2026-11-24")
+    assert back.schema["run_date"] == pl.Date and back["run_date"][0] == dt.date(2026, 11, 24)
+
+
+def test_strings_are_dictionary_encoded_and_every_column_has_statistics(recs, tmp_path):
+    import fastparquet
+
+    path = rt.write_recommendations(
+        recs, tmp_path, retailer="exp", run_date="2026-11-23", model_version="broad-abc"
+    )
+    parquet = fastparquet.ParquetFile(str(path))
+    stats = parquet.statistics
+    for column in ("user_id", "item_id", "rank", "score", "source", "model_version"):
+        assert stats["min"][column][0] is not None and stats["max"][column][0] is not None
+    assert stats["min"]["item_id"][0] == min(recs["item_id"])
+    chunks = {c.meta_data.path_in_schema[0]: c for c in parquet.row_groups[0].columns}
+    for column in ("item_id", "source", "model_version"):
+        encodings = chunks[column].meta_data.encodings
+        assert fastparquet.parquet_thrift.Encoding.RLE_DICTIONARY in encodings or (
+            fastparquet.parquet_thrift.Encoding.PLAIN_DICTIONARY in encodings
+        )
+    assert pl.read_parquet(path)["item_id"].dtype == pl.String  # read back as plain strings
+
+
+@pytest.mark.parametrize("url", ["s3://bucket/exports", "gs://b/x", "file:///tmp/x"])
+def test_an_object_store_url_is_refused_not_written_as_a_local_folder(
+    recs, tmp_path, url, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(rt.ConfigError, match="is a URL"):
+        rt.write_recommendations(
+            recs, url, retailer="exp", run_date="2026-11-23", model_version="v"
+        )
+    assert list(tmp_path.iterdir()) == []

@@ -25,7 +25,7 @@ from rectransfer.utils.destinations import (
     check_outside_inputs,
     check_writable_parent,
 )
-from tests.conftest import make_shop, write_shop
+from tests.conftest import make_shop, one_error_line, write_shop
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -242,7 +242,7 @@ def no_training(monkeypatch):
 
 def _one_error_line(capsys) -> str:
     err = capsys.readouterr().err
-    assert err.startswith("rectransfer: error:") and err.count("\n") == 1, err
+    err = one_error_line(err)
     return err
 
 
