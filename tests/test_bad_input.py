@@ -538,7 +538,12 @@ CASES = [
         "megabyte-item-id",
         edit("items", lambda f: at(f, "item_id", 0, "A" * MEGABYTE)),
         SCHEMA,
-        ["items.parquet", "'item_id'", f"{MEGABYTE} characters at data row 1", "broken export"],
+        [
+            "items.parquet",
+            "'item_id'",
+            f"{MEGABYTE} characters at data row 1",
+            "longer than 1000 characters",
+        ],
     ),
     # --- CSV dialects ---
     Case(

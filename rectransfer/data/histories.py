@@ -93,12 +93,29 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts, lengths) + (np.arange(total) - offsets)
 
 
+def id_array(ids: pl.Series | list[str]) -> np.ndarray:
+    """Ids as a numpy array of Python strings (``dtype=object``).
+
+    Never fixed-width unicode (``<U{n}``): that stores every id at the width of the longest, so
+    one long id multiplies the memory of every id array and of every output column built from it,
+    and numpy drops trailing NUL characters from such strings, which would change an id.
+    """
+    values = ids.to_list() if isinstance(ids, pl.Series) else ids
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
 @dataclass(frozen=True)
 class RetailerIndex:
-    """External ids of one retailer mapped to the integer positions used inside the package."""
+    """External ids of one retailer mapped to the integer positions used inside the package.
 
-    item_ids: np.ndarray  # str (n_items,), catalogue order
-    user_ids: np.ndarray  # str (n_users,), customers with interactions first, then text-only ones
+    The id arrays hold Python strings (``dtype=object``, see :func:`id_array`), exactly as the
+    retailer's tables give them.
+    """
+
+    item_ids: np.ndarray  # object (n_items,), catalogue order
+    user_ids: np.ndarray  # object (n_users,), customers with interactions first, then text-only
     histories: Histories  # one row per user_ids entry (text-only customers have empty rows)
 
     @classmethod
@@ -113,12 +130,12 @@ class RetailerIndex:
         # interactions arrive sorted by (user, time, file order): users are contiguous runs.
         users = events[Columns.USER]
         starts = np.flatnonzero(users.ne_missing(users.shift(1)).fill_null(True).to_numpy())
-        user_ids = users.gather(starts).to_numpy().astype(str) if len(events) else np.array([], str)
+        user_list: list[str] = users.gather(starts).to_list() if len(events) else []
         indptr = np.append(starts, len(events)).astype(np.int64)
         if data.users is not None:
-            known = set(user_ids.tolist())
+            known = set(user_list)
             extra = [u for u in data.users[Columns.USER].to_list() if u not in known]
-            user_ids = np.concatenate([user_ids, np.array(extra, dtype=str)])
+            user_list += extra
             indptr = np.concatenate([indptr, np.full(len(extra), len(events), dtype=np.int64)])
         histories = Histories(
             indptr=indptr,
@@ -126,7 +143,7 @@ class RetailerIndex:
             times=events[Columns.TIMESTAMP].to_numpy().astype(np.int64),
             n_items=len(items),
         )
-        return cls(item_ids=items.to_numpy().astype(str), user_ids=user_ids, histories=histories)
+        return cls(item_ids=id_array(items), user_ids=id_array(user_list), histories=histories)
 
     @property
     def n_items(self) -> int:

@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from rectransfer.data.columns import OUTPUT_SCHEMA, SOURCE, Columns
-from rectransfer.data.histories import Histories
+from rectransfer.data.histories import Histories, id_array
 from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import ConfigError
 from rectransfer.prepared.prepare import PreparedRetailer
@@ -330,7 +330,8 @@ def _to_frame(
     lengths = [len(items) for _, items, _, _ in lists]
     return pl.DataFrame(
         {
-            Columns.USER: np.repeat([u for u, _, _, _ in lists], lengths),
+            # Object arrays, not fixed-width unicode: see rectransfer.data.histories.id_array.
+            Columns.USER: np.repeat(id_array([u for u, _, _, _ in lists]), lengths),
             Columns.ITEM: item_ids[np.concatenate([items for _, items, _, _ in lists])],
             Columns.RANK: np.concatenate([np.arange(1, n + 1) for n in lengths]),
             Columns.SCORE: np.concatenate([scores for _, _, scores, _ in lists]),
