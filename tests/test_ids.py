@@ -5,6 +5,7 @@ from __future__ import annotations
 import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -12,6 +13,7 @@ import rectransfer as rt
 from rectransfer.data.columns import MAX_ID_CHARS
 from rectransfer.data.histories import RetailerIndex
 from rectransfer.errors import SchemaError
+from rectransfer.serving.recommend import recommend_prepared
 from tests.conftest import make_shop
 
 # Ids that a stripping, trimming or fixed-width-unicode step would change or merge.
@@ -134,3 +136,59 @@ def test_recommendation_frames_do_not_widen_every_id_to_the_longest(broad) -> No
     # characters would add 80 MB for the two id columns; the one long id itself costs kilobytes.
     extra = peak - peak_short
     assert extra < 4 * 2**20, f"one long id added {extra / 2**20:.0f} MiB while recommending"
+
+
+# ----------------------------------------------------------------------------------------------
+# The API takes lists of ids: a bare string is not read as its characters
+
+
+def _calls(model, shop):  # type: ignore[no-untyped-def]
+    """Every public call that takes a list of ids, with a bare string in that place."""
+    item = shop.items["item_id"][0]
+    return {
+        "users": [
+            lambda: model.recommend(shop, "123"),
+            lambda: rt.recommend(model, shop, "123"),
+            lambda: recommend_prepared(model, model.prepare(shop), "123"),
+        ],
+        "allow_items": [
+            lambda: model.recommend(shop, allow_items=item),
+            lambda: rt.recommend_for(model, shop, allow_items=item),
+        ],
+        "deny_items": [
+            lambda: rt.recommend(model, shop, deny_items=item),
+            lambda: rt.recommend_for(model, shop, deny_items=item),
+        ],
+        "history": [lambda: rt.recommend_for(model, shop, history=item)],
+        "exclude": [lambda: rt.recommend_for(model, shop, history=[item], exclude=item)],
+    }
+
+
+def test_a_bare_string_for_a_list_of_ids_raises_a_type_error_naming_the_argument(broad) -> None:
+    shop = make_shop("api", seed=3, n_users=20)
+    for argument, calls in _calls(broad, shop).items():
+        for call in calls:
+            with pytest.raises(TypeError, match=rf"^{argument} must be a list of ids, got the "):
+                call()
+
+
+@pytest.mark.parametrize("bad", [[None], [1.5], [True]], ids=["none", "float", "bool"])
+def test_a_non_id_in_a_list_raises_a_type_error_naming_its_place(broad, bad) -> None:  # type: ignore[no-untyped-def]
+    shop = make_shop("api", seed=3, n_users=20)
+    with pytest.raises(TypeError, match=r"^users\[1\] is .* not an id"):
+        broad.recommend(shop, ["c", *bad])
+    with pytest.raises(TypeError, match=r"^history\[0\] is .* not an id"):
+        rt.recommend_for(broad, shop, history=bad)
+
+
+def test_integer_ids_in_a_list_are_read_as_their_decimal_text(broad) -> None:
+    shop = make_shop("api", seed=3, n_users=20)
+    recs = broad.recommend(shop, [123, np.int64(7)], k=2)
+    assert recs["user_id"].unique(maintain_order=True).to_list() == ["123", "7"]
+
+
+@pytest.mark.parametrize("text", [123, b"tents", ["tents"]], ids=["int", "bytes", "list"])
+def test_text_that_is_not_a_string_raises_a_type_error(broad, text) -> None:  # type: ignore[no-untyped-def]
+    shop = make_shop("api", seed=3, n_users=20)
+    with pytest.raises(TypeError, match=r"^text must be a string"):
+        rt.recommend_for(broad, shop, text=text)

@@ -18,7 +18,8 @@ catalogue order, so output is deterministic for a fixed model and data.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import numbers
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import polars as pl
@@ -81,12 +82,22 @@ def recommend(
         ``user_id, item_id, rank (1..k), score, source``: one row per recommendation, customers in
         the requested order, ranks without gaps, scores non-increasing within a customer.
 
+    Raises
+    ------
+    TypeError
+        ``users``, ``allow_items`` or ``deny_items`` is a bare string or holds something that is
+        not an id (see :func:`id_list`).
+
     Examples
     --------
     >>> import rectransfer as rt
     >>> recs = rt.recommend(model, shop, ["c-001", "c-002"], k=5)  # doctest: +SKIP
     """
     _check_options(k, threads)
+    # Checked before preparing (which may encode the whole catalogue), then used as checked.
+    users = id_list(users, "users")
+    allow_items = id_list(allow_items, "allow_items")
+    deny_items = id_list(deny_items, "deny_items")
     return recommend_prepared(
         model,
         model.prepare(data),
@@ -97,6 +108,48 @@ def recommend(
         deny_items=deny_items,
         threads=threads,
     )
+
+
+def id_list(values: Iterable[object] | None, argument: str) -> list[str] | None:
+    """A list of external ids as strings, or None; a bare string or a non-id raises TypeError.
+
+    A bare string is refused rather than read as a list of its characters (``"123"`` would be
+    three customers, ``"1"``, ``"2"`` and ``"3"``). Integers become their decimal text, as integer
+    ids in the retailer's tables do; anything else (None, floats, booleans) has no id meaning.
+
+    Examples
+    --------
+    >>> id_list(["c-1", 7], "users")
+    ['c-1', '7']
+    """
+    if values is None:
+        return None
+    if isinstance(values, str | bytes):
+        raise TypeError(
+            f"{argument} must be a list of ids, got the single {type(values).__name__} "
+            f"{values!r}; pass a list, e.g. {argument}=[{values!r}]."
+        )
+    if isinstance(values, pl.Series):
+        values = values.to_list()
+    try:
+        given = list(values)
+    except TypeError:
+        raise TypeError(
+            f"{argument} must be a list of ids (strings), got {type(values).__name__} "
+            f"{values!r}; pass a list, e.g. {argument}=['c-001']."
+        ) from None
+    out = []
+    for position, value in enumerate(given):
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_):
+            out.append(str(int(value)))
+        else:
+            raise TypeError(
+                f"{argument}[{position}] is {type(value).__name__} {value!r}, not an id; "
+                f"ids are strings (or integers, read as their decimal text)."
+            )
+    return out
 
 
 def _check_options(k: int, threads: int | None) -> None:
@@ -127,6 +180,9 @@ def recommend_prepared(
     >>> recs = recommend_prepared(model, prepared, ["c-001"], k=5)  # doctest: +SKIP
     """
     _check_options(k, threads)
+    users = id_list(users, "users")
+    allow_items = id_list(allow_items, "allow_items")
+    deny_items = id_list(deny_items, "deny_items")
     data = prepared.data
     index = prepared.index
     histories = index.histories
@@ -135,7 +191,7 @@ def recommend_prepared(
     popularity = np.where(allowed, stats.recent_pct + stats.pop_pct, -np.inf)
 
     position = prepared.user_positions
-    wanted = index.user_ids.tolist() if users is None else list(dict.fromkeys(map(str, users)))
+    wanted = index.user_ids.tolist() if users is None else list(dict.fromkeys(users))
     rows = np.array([position.get(u, -1) for u in wanted], dtype=np.int64)
     known = rows >= 0
     lengths = np.zeros(len(wanted), dtype=np.int64)
