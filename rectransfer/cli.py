@@ -235,8 +235,11 @@ def _run(args: argparse.Namespace) -> None:
             print(f"encoder tuning: {model.config.encoder_tuning.reason}")
         print(f"model {model.model_version} for {data.name} -> {path}")
     elif args.command == "recommend":
+        from rectransfer.serving.export import check_retailer_name
+
         model = rt.RecModel.load(args.model, encoder=_encoder(args))
         data = rt.RetailerData.load(args.retailer, name=args.name)
+        check_retailer_name(data.name)  # before scoring: the name becomes the partition folder
         counts = {"rows": 0, "customers": 0}
 
         def counted(chunks):  # type: ignore[no-untyped-def]

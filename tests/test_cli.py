@@ -137,6 +137,39 @@ def test_model_from_another_encoder_exits_2(shops, tmp_path, capsys):
     assert "encoder" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["shop\n", "x" * 300], ids=["newline", "300-chars"])
+def test_recommend_refuses_a_name_that_cannot_name_a_partition(
+    broad, shops, tmp_path, capsys, monkeypatch, name
+):
+    _, target = shops
+    broad.save(tmp_path / "broad")
+    scored = []
+    monkeypatch.setattr(
+        "rectransfer.serving.recommend.recommend_prepared", lambda *a, **kw: scored.append(1)
+    )
+    exports = tmp_path / "exports"
+    code = main(
+        [
+            "recommend",
+            "--model",
+            str(tmp_path / "broad"),
+            "--retailer",
+            str(target),
+            "--out",
+            str(exports),
+            "--name",
+            name,
+            "--encoder",
+            "hashing:64",
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rectransfer: error: retailer name") and err.count("\n") == 1
+    assert "cannot name a partition folder" in err
+    assert scored == [] and not exports.exists()
+
+
 @pytest.mark.parametrize("command", ["pretrain", "adapt", "recommend", "demo"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
