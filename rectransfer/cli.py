@@ -262,6 +262,11 @@ def _run(args: argparse.Namespace) -> None:
             f"{counts['rows']} recommendations for {counts['customers']} customers of "
             f"{data.name} -> {path}"
         )
+        from rectransfer.orchestration.report import stock_warning
+
+        warning = stock_warning(data)
+        if warning is not None:
+            print(f"rectransfer: warning: {data.name}: {warning}", file=sys.stderr)
     elif args.command == "benchmark":
         from rectransfer.evaluation.benchmark import markdown_summary, run_benchmark, write_report
         from rectransfer.evaluation.cold_customers import run_cold_customers

@@ -32,7 +32,7 @@ from prefect.states import State
 from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import ConfigError, RecTransferError
 from rectransfer.model.recmodel import RecModel
-from rectransfer.orchestration.report import RetailerOutcome
+from rectransfer.orchestration.report import RetailerOutcome, stock_warning
 from rectransfer.orchestration.staleness import adaptation_reason
 from rectransfer.prepared.prepare import PreparedRetailer
 from rectransfer.serving.export import check_retailer_name, write_recommendations
@@ -200,6 +200,7 @@ def plan_task(ready: ReadyRetailer, chunk_size: int) -> RetailerPlan:
         reason=ready.adapted_reason,
         model_version=version,
         guard=model.guard,
+        warning=stock_warning(ready.prepared.data),
     )
     chunks = len(customer_chunks(ready.prepared, chunk_size=chunk_size))
     return RetailerPlan(retailer, version, chunks, outcome)
