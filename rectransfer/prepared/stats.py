@@ -4,6 +4,13 @@ They are computed from a :class:`~rectransfer.data.histories.Histories`, so that
 them from history *before* each label (no leakage) and serving from all of it. Every statistic
 becomes a scale-free quantity (percentiles, cosine-normalised counts, conditional probabilities) so
 that features mean the same at a shop of 200 customers and one of 200,000.
+
+Weights. An interaction's ``weight`` (or ``quantity``) counts ``log2(1 + weight)`` times in
+popularity (overall, recent, trend) and in co-occurrence and transitions (a pair counts the
+geometric mean of its two events' weights): a line of 120 units counts about 7 times a line of one,
+not 120 times, so one wholesale order does not outweigh many customers, and a weight of 1 counts
+exactly once, so a shop without weights gets exactly the unweighted statistics. ``count`` (the
+``log_count`` feature) stays the number of events, the scale the broad ranker learnt it on.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ class BehaviourStats:
     """Item statistics and item-to-item matrices of one retailer."""
 
     count: np.ndarray  # float32 (n,), events per item
-    pop_pct: np.ndarray  # float32 (n,), percentile of count in the catalogue, 0 for unseen items
+    pop_pct: np.ndarray  # float32 (n,), percentile of weighted count, 0 for unseen items
     recent_pct: np.ndarray  # float32 (n,), the same over recent events only
     trend: np.ndarray  # float32 (n,), log ratio of recent share to overall share
     first_seen_pct: np.ndarray  # float32 (n,), time quantile of the first event, NaN if unseen
@@ -59,7 +66,9 @@ class BehaviourStats:
     def build(cls, histories: Histories) -> BehaviourStats:
         n = histories.n_items
         items = histories.items.astype(np.int64)
-        count, recent = _counts(histories)
+        weights = event_weights(histories)
+        count, recent = _counts(histories, weights=weights)
+        events = count if weights is None else _counts(histories)[0]
         share_all = count / max(count.sum(), 1.0)
         share_recent = recent / max(recent.sum(), 1.0)
         eps = 1.0 / max(count.sum(), 1.0)
@@ -72,12 +81,12 @@ class BehaviourStats:
             first_seen[items[order]] = time_rank[order]
 
         user = histories.user_of_event()
-        cooc = _pair_matrix(items, user, n, window=COOC_WINDOW, symmetric=True)
+        cooc = _pair_matrix(items, user, n, window=COOC_WINDOW, symmetric=True, weights=weights)
         diag = np.sqrt(np.maximum(count, 1.0))
         cooc = sp.diags(1.0 / diag) @ cooc @ sp.diags(1.0 / diag)
-        transitions = _pair_matrix(items, user, n, window=1, symmetric=False)
+        transitions = _pair_matrix(items, user, n, window=1, symmetric=False, weights=weights)
         return cls(
-            count=count,
+            count=events,
             pop_pct=_percentile(count),
             recent_pct=_percentile(recent),
             trend=trend,
@@ -96,28 +105,54 @@ def popularity_without(histories: Histories, groups: Sequence[np.ndarray]) -> li
     of counts made once over all events; the recent window stays that of all events.
     """
     recent_mask = _recent_mask(histories.times)
-    count, recent = _counts(histories, recent_mask)
+    weights = event_weights(histories)
+    count, recent = _counts(histories, recent_mask, weights=weights)
     out = []
+    n = histories.n_items
     for rows in groups:
         events = histories.event_positions(np.asarray(rows, dtype=np.int64))
         gone = histories.items[events].astype(np.int64)
-        gone_recent = gone[recent_mask[events]]
+        in_recent = recent_mask[events]
+        gone_weights = None if weights is None else weights[events]
+        gone_recent_weights = None if gone_weights is None else gone_weights[in_recent]
         out.append(
-            _percentile(recent - np.bincount(gone_recent, minlength=histories.n_items))
-            + _percentile(count - np.bincount(gone, minlength=histories.n_items))
+            _percentile(recent - np.bincount(gone[in_recent], gone_recent_weights, minlength=n))
+            + _percentile(count - np.bincount(gone, gone_weights, minlength=n))
         )
     return out
 
 
+def event_weights(histories: Histories) -> np.ndarray | None:
+    """How much each event counts: ``log2(1 + weight)`` (1 for weight 1); None when all are 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> h = Histories(np.array([0, 3]), np.array([0, 1, 2], dtype=np.int32),
+    ...               np.arange(3), 3, np.array([1.0, 3.0, 0.0], dtype=np.float32))
+    >>> event_weights(h).tolist()
+    [1.0, 2.0, 0.0]
+    """
+    if histories.weights is None:
+        return None
+    return np.log2(1.0 + histories.weights.astype(np.float64))
+
+
 def _counts(
-    histories: Histories, recent_mask: np.ndarray | None = None
+    histories: Histories,
+    recent_mask: np.ndarray | None = None,
+    *,
+    weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Events per item, overall and among the newest ``RECENT_SHARE`` of events."""
+    """Events per item (weighted when ``weights`` is given), overall and among the newest
+    ``RECENT_SHARE`` of events."""
     items = histories.items.astype(np.int64)
-    count = np.bincount(items, minlength=histories.n_items).astype(np.float32)
+    n = histories.n_items
+    count = np.bincount(items, weights, minlength=n).astype(np.float32)
     if recent_mask is None:
         recent_mask = _recent_mask(histories.times)
-    recent = np.bincount(items[recent_mask], minlength=histories.n_items).astype(np.float32)
+    recent_weights = None if weights is None else weights[recent_mask]
+    recent = np.bincount(items[recent_mask], recent_weights, minlength=n).astype(np.float32)
     return count, recent
 
 
@@ -143,7 +178,13 @@ def _percentile(values: np.ndarray) -> np.ndarray:
 
 
 def _pair_matrix(
-    items: np.ndarray, user: np.ndarray, n: int, *, window: int, symmetric: bool
+    items: np.ndarray,
+    user: np.ndarray,
+    n: int,
+    *,
+    window: int,
+    symmetric: bool,
+    weights: np.ndarray | None = None,
 ) -> sp.csr_matrix:
     """Counts of item pairs at most ``window`` places apart within a customer's sequence.
 
@@ -157,27 +198,42 @@ def _pair_matrix(
         if stop < len(items):  # cut before the customer the slice would split
             cut = int(np.searchsorted(user, user[stop], side="left"))
             stop = cut if cut > start else int(np.searchsorted(user, user[stop], side="right"))
-        total = total + _slice_pairs(items[start:stop], user[start:stop], n, window, symmetric)
+        part = None if weights is None else weights[start:stop]
+        total = total + _slice_pairs(
+            items[start:stop], user[start:stop], n, window, symmetric, part
+        )
         start = stop
     return sp.csr_matrix(total, dtype=np.float32)
 
 
 def _slice_pairs(
-    items: np.ndarray, user: np.ndarray, n: int, window: int, symmetric: bool
+    items: np.ndarray,
+    user: np.ndarray,
+    n: int,
+    window: int,
+    symmetric: bool,
+    weights: np.ndarray | None = None,
 ) -> sp.csr_matrix:
     items = items.astype(np.int32)
-    rows, cols = [], []
+    rows, cols, values = [], [], []
     for distance in range(1, window + 1):
         same_user = user[distance:] == user[:-distance]
         a, b = items[:-distance][same_user], items[distance:][same_user]
         distinct = a != b
         rows.append(a[distinct])
         cols.append(b[distinct])
+        if weights is not None:
+            pair = np.sqrt(weights[:-distance][same_user] * weights[distance:][same_user])
+            values.append(pair[distinct])
     row = np.concatenate(rows) if rows else np.zeros(0, np.int32)
     col = np.concatenate(cols) if cols else np.zeros(0, np.int32)
+    if weights is None:
+        data = np.ones(len(row), dtype=np.float32)
+    else:
+        data = (np.concatenate(values) if values else np.zeros(0)).astype(np.float32)
     if symmetric:
         row, col = np.concatenate([row, col]), np.concatenate([col, row])
-    data = np.ones(len(row), dtype=np.float32)
+        data = np.concatenate([data, data])
     return sp.csr_matrix((data, (row, col)), shape=(n, n), dtype=np.float32)
 
 

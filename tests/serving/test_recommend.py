@@ -5,6 +5,7 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 import rectransfer as rt
 from rectransfer.ranking import candidates
@@ -199,3 +200,29 @@ def test_the_text_path_follows_the_weights_chosen_for_the_retailer(broad, shop, 
         seen.append(batch["item_id"].to_list())
     prepared = broad.prepare(fresh)
     assert prepared.neighbour_pool is prepared.neighbour_pool  # built once, then reused
+
+
+def test_quantities_move_an_item_up_the_popular_list_and_weights_of_one_change_nothing(broad):
+    shop = make_shop("qty", seed=12, n_users=40)
+    popular = broad.recommend(shop, ["a-stranger"], k=5)["item_id"].to_list()
+    rare = shop.interactions["item_id"].value_counts(sort=True)["item_id"][-1]
+    assert rare not in popular
+
+    def with_quantity(quantity: pl.Expr) -> rt.RetailerData:
+        interactions = shop.interactions.drop("weight").with_columns(quantity=quantity)
+        return rt.RetailerData.from_frames(shop.items, interactions, shop.users, name="qty")
+
+    bulk = with_quantity(pl.when(pl.col("item_id") == rare).then(500).otherwise(1))
+    ones = with_quantity(pl.lit(1))
+    # 500 units count log2(501), about 9 events: more than any item of a shop where items are
+    # taken a few times each.
+    stats = broad.prepare(bulk).serving_stats
+    position = broad.prepare(bulk).item_positions[rare]
+    assert (
+        stats.pop_pct[position]
+        == stats.pop_pct.max()
+        > broad.prepare(shop).serving_stats.pop_pct[position]
+    )
+    assert rare in broad.recommend(bulk, ["a-stranger"], k=10)["item_id"].to_list()
+    assert not broad.recommend(bulk, k=5).equals(broad.recommend(shop, k=5))
+    assert_frame_equal(broad.recommend(ones, k=5), broad.recommend(shop, k=5))
