@@ -6,11 +6,12 @@ becomes a scale-free quantity (percentiles, cosine-normalised counts, conditiona
 that features mean the same at a shop of 200 customers and one of 200,000.
 
 Weights. An interaction's ``weight`` (or ``quantity``) counts ``log2(1 + weight)`` times in
-popularity (overall, recent, trend) and in co-occurrence and transitions (a pair counts the
-geometric mean of its two events' weights): a line of 120 units counts about 7 times a line of one,
-not 120 times, so one wholesale order does not outweigh many customers, and a weight of 1 counts
-exactly once, so a shop without weights gets exactly the unweighted statistics. ``count`` (the
-``log_count`` feature) stays the number of events, the scale the broad ranker learnt it on.
+popularity (overall, recent, trend): a line of 120 units counts about 7 times a line of one, not
+120 times, so one wholesale order does not outweigh many customers, and a weight of 1 counts exactly
+once, so a shop without weights gets exactly the unweighted statistics. Co-occurrence, transitions
+and ``count`` (the ``log_count`` feature) count events: the broad ranker learnt their scale at shops
+without weights, and weighting them lowered the broad and adapted models' NDCG@10 on a shop with
+quantities (``docs/BENCHMARKS.md``), where weighting popularity alone did not.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class BehaviourStats:
     """Item statistics and item-to-item matrices of one retailer."""
 
     count: np.ndarray  # float32 (n,), events per item
-    pop_pct: np.ndarray  # float32 (n,), percentile of weighted count, 0 for unseen items
+    pop_pct: np.ndarray  # float32 (n,), percentile of the weighted count, 0 for unseen items
     recent_pct: np.ndarray  # float32 (n,), the same over recent events only
     trend: np.ndarray  # float32 (n,), log ratio of recent share to overall share
     first_seen_pct: np.ndarray  # float32 (n,), time quantile of the first event, NaN if unseen
@@ -67,11 +68,11 @@ class BehaviourStats:
         n = histories.n_items
         items = histories.items.astype(np.int64)
         weights = event_weights(histories)
-        count, recent = _counts(histories, weights=weights)
-        events = count if weights is None else _counts(histories)[0]
-        share_all = count / max(count.sum(), 1.0)
+        weighted, recent = _counts(histories, weights=weights)  # popularity counts weights
+        count = weighted if weights is None else _counts(histories)[0]  # the rest counts events
+        share_all = weighted / max(weighted.sum(), 1.0)
         share_recent = recent / max(recent.sum(), 1.0)
-        eps = 1.0 / max(count.sum(), 1.0)
+        eps = 1.0 / max(weighted.sum(), 1.0)
         trend = np.log((share_recent + eps) / (share_all + eps)).astype(np.float32)
 
         first_seen = np.full(n, np.nan, dtype=np.float32)
@@ -81,13 +82,13 @@ class BehaviourStats:
             first_seen[items[order]] = time_rank[order]
 
         user = histories.user_of_event()
-        cooc = _pair_matrix(items, user, n, window=COOC_WINDOW, symmetric=True, weights=weights)
+        cooc = _pair_matrix(items, user, n, window=COOC_WINDOW, symmetric=True)
         diag = np.sqrt(np.maximum(count, 1.0))
         cooc = sp.diags(1.0 / diag) @ cooc @ sp.diags(1.0 / diag)
-        transitions = _pair_matrix(items, user, n, window=1, symmetric=False, weights=weights)
+        transitions = _pair_matrix(items, user, n, window=1, symmetric=False)
         return cls(
-            count=events,
-            pop_pct=_percentile(count),
+            count=count,
+            pop_pct=_percentile(weighted),
             recent_pct=_percentile(recent),
             trend=trend,
             first_seen_pct=first_seen,
@@ -178,13 +179,7 @@ def _percentile(values: np.ndarray) -> np.ndarray:
 
 
 def _pair_matrix(
-    items: np.ndarray,
-    user: np.ndarray,
-    n: int,
-    *,
-    window: int,
-    symmetric: bool,
-    weights: np.ndarray | None = None,
+    items: np.ndarray, user: np.ndarray, n: int, *, window: int, symmetric: bool
 ) -> sp.csr_matrix:
     """Counts of item pairs at most ``window`` places apart within a customer's sequence.
 
@@ -198,42 +193,27 @@ def _pair_matrix(
         if stop < len(items):  # cut before the customer the slice would split
             cut = int(np.searchsorted(user, user[stop], side="left"))
             stop = cut if cut > start else int(np.searchsorted(user, user[stop], side="right"))
-        part = None if weights is None else weights[start:stop]
-        total = total + _slice_pairs(
-            items[start:stop], user[start:stop], n, window, symmetric, part
-        )
+        total = total + _slice_pairs(items[start:stop], user[start:stop], n, window, symmetric)
         start = stop
     return sp.csr_matrix(total, dtype=np.float32)
 
 
 def _slice_pairs(
-    items: np.ndarray,
-    user: np.ndarray,
-    n: int,
-    window: int,
-    symmetric: bool,
-    weights: np.ndarray | None = None,
+    items: np.ndarray, user: np.ndarray, n: int, window: int, symmetric: bool
 ) -> sp.csr_matrix:
     items = items.astype(np.int32)
-    rows, cols, values = [], [], []
+    rows, cols = [], []
     for distance in range(1, window + 1):
         same_user = user[distance:] == user[:-distance]
         a, b = items[:-distance][same_user], items[distance:][same_user]
         distinct = a != b
         rows.append(a[distinct])
         cols.append(b[distinct])
-        if weights is not None:
-            pair = np.sqrt(weights[:-distance][same_user] * weights[distance:][same_user])
-            values.append(pair[distinct])
     row = np.concatenate(rows) if rows else np.zeros(0, np.int32)
     col = np.concatenate(cols) if cols else np.zeros(0, np.int32)
-    if weights is None:
-        data = np.ones(len(row), dtype=np.float32)
-    else:
-        data = (np.concatenate(values) if values else np.zeros(0)).astype(np.float32)
     if symmetric:
         row, col = np.concatenate([row, col]), np.concatenate([col, row])
-        data = np.concatenate([data, data])
+    data = np.ones(len(row), dtype=np.float32)
     return sp.csr_matrix((data, (row, col)), shape=(n, n), dtype=np.float32)
 
 

@@ -214,8 +214,8 @@ def test_quantities_move_an_item_up_the_popular_list_and_weights_of_one_change_n
 
     bulk = with_quantity(pl.when(pl.col("item_id") == rare).then(500).otherwise(1))
     ones = with_quantity(pl.lit(1))
-    # 500 units count log2(501), about 9 events: more than any item of a shop where items are
-    # taken a few times each.
+    # 500 units count log2(501), about 9 events, in popularity: more than any item of a shop
+    # where items are taken a few times each.
     stats = broad.prepare(bulk).serving_stats
     position = broad.prepare(bulk).item_positions[rare]
     assert (
