@@ -7,6 +7,10 @@ run the same checks, once, and return frames with the exact schemas of
 naming the file (or table), the column, up to five offending values and the fix. Row numbers in
 messages count data rows from 1, header excluded.
 
+Ids are kept exactly as given, never stripped: they are the retailer's keys, and two ids that
+differ only in spaces are two customers or products. Blank ids and ids longer than
+``MAX_ID_CHARS`` are rejected.
+
 Beyond types, ids and nulls, the checks reject what is almost always a broken export rather than
 data: timestamps more than a day in the future (often milliseconds stored as seconds), text cells
 longer than ``MAX_TEXT_CHARS`` characters (a whole page or file pasted into one cell; only the first
