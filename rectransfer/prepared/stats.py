@@ -6,12 +6,13 @@ becomes a scale-free quantity (percentiles, cosine-normalised counts, conditiona
 that features mean the same at a shop of 200 customers and one of 200,000.
 
 Weights. An interaction's ``weight`` (or ``quantity``) counts ``log2(1 + weight)`` times in
-popularity (overall, recent, trend): a line of 120 units counts about 7 times a line of one, not
-120 times, so one wholesale order does not outweigh many customers, and a weight of 1 counts exactly
-once, so a shop without weights gets exactly the unweighted statistics. Co-occurrence, transitions
-and ``count`` (the ``log_count`` feature) count events: the broad ranker learnt their scale at shops
-without weights, and weighting them lowered the broad and adapted models' NDCG@10 on a shop with
-quantities (``docs/BENCHMARKS.md``), where weighting popularity alone did not.
+``popular``, what popular lists sort by (the popular path, top-ups, the text path's popularity, the
+guard's popularity row): a line of 120 units counts about 7 times a line of one, not 120 times, so
+one wholesale order does not outweigh many customers, and a weight of 1 counts exactly once, so a
+shop without weights gets exactly the unweighted lists. The ranker's inputs (the popularity,
+trend and ``log_count`` features, co-occurrence, transitions, popular candidates) count events:
+the broad ranker learnt them at many shops, most without weights, and weighting them moved its
+NDCG@10 down on a shop with quantities and on the demo target (``docs/BENCHMARKS.md``).
 """
 
 from __future__ import annotations
@@ -39,13 +40,15 @@ class BehaviourStats:
     """Item statistics and item-to-item matrices of one retailer."""
 
     count: np.ndarray  # float32 (n,), events per item
-    pop_pct: np.ndarray  # float32 (n,), percentile of the weighted count, 0 for unseen items
+    pop_pct: np.ndarray  # float32 (n,), percentile of count in the catalogue, 0 for unseen items
     recent_pct: np.ndarray  # float32 (n,), the same over recent events only
     trend: np.ndarray  # float32 (n,), log ratio of recent share to overall share
     first_seen_pct: np.ndarray  # float32 (n,), time quantile of the first event, NaN if unseen
     cooc: sp.csr_matrix  # (n, n) cosine-normalised co-occurrence within COOC_WINDOW
     trans_fwd: sp.csr_matrix  # (n, n) row i: P(next = j | current = i)
     trans_bwd: sp.csr_matrix  # (n, n) row i: P(previous = j | current = i)
+    # float32 (n,): what popular lists sort by: recent_pct + pop_pct, of the weighted counts
+    popular: np.ndarray
 
     @property
     def n_items(self) -> int:
@@ -67,13 +70,18 @@ class BehaviourStats:
     def build(cls, histories: Histories) -> BehaviourStats:
         n = histories.n_items
         items = histories.items.astype(np.int64)
-        weights = event_weights(histories)
-        weighted, recent = _counts(histories, weights=weights)  # popularity counts weights
-        count = weighted if weights is None else _counts(histories)[0]  # the rest counts events
-        share_all = weighted / max(weighted.sum(), 1.0)
+        count, recent = _counts(histories)
+        share_all = count / max(count.sum(), 1.0)
         share_recent = recent / max(recent.sum(), 1.0)
-        eps = 1.0 / max(weighted.sum(), 1.0)
+        eps = 1.0 / max(count.sum(), 1.0)
         trend = np.log((share_recent + eps) / (share_all + eps)).astype(np.float32)
+        pop_pct, recent_pct = _percentile(count), _percentile(recent)
+        weights = event_weights(histories)
+        if weights is None:
+            popular = recent_pct + pop_pct
+        else:
+            weighted, weighted_recent = _counts(histories, weights=weights)
+            popular = _percentile(weighted_recent) + _percentile(weighted)
 
         first_seen = np.full(n, np.nan, dtype=np.float32)
         if len(items):
@@ -88,8 +96,8 @@ class BehaviourStats:
         transitions = _pair_matrix(items, user, n, window=1, symmetric=False)
         return cls(
             count=count,
-            pop_pct=_percentile(weighted),
-            recent_pct=_percentile(recent),
+            pop_pct=pop_pct,
+            recent_pct=recent_pct,
             trend=trend,
             first_seen_pct=first_seen,
             cooc=strongest_per_row(sp.csr_matrix(cooc, dtype=np.float32), ITEM_PARTNERS),
@@ -97,6 +105,7 @@ class BehaviourStats:
             trans_bwd=strongest_per_row(
                 _row_normalise(sp.csr_matrix(transitions.T)), ITEM_PARTNERS
             ),
+            popular=popular,
         )
 
 

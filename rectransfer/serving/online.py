@@ -97,7 +97,7 @@ def recommend_for(
     blocked = np.array(sorted({position[i] for i in excluded_ids if i in position}), dtype=np.int32)
     allowed = allowed_items(data, allow_items, deny_items)
     stats = prepared.serving_stats
-    popularity = np.where(allowed, stats.recent_pct + stats.pop_pct, -np.inf)
+    popularity = np.where(allowed, stats.popular, -np.inf)
 
     vector = np.zeros((1, prepared.catalogue.vectors.shape[1]), dtype=np.float32)
     if text is not None and text.strip():
@@ -123,7 +123,7 @@ def recommend_for(
         sims = prepared.text_blend.scores(
             vector,
             prepared.catalogue.vectors,
-            stats.recent_pct + stats.pop_pct,
+            stats.popular,
             prepared.neighbour_pool,
         )[0]
         sims[~allowed] = -np.inf

@@ -188,7 +188,7 @@ def recommend_prepared(
     histories = index.histories
     stats = prepared.serving_stats
     allowed = allowed_items(data, allow_items, deny_items)
-    popularity = np.where(allowed, stats.recent_pct + stats.pop_pct, -np.inf)
+    popularity = np.where(allowed, stats.popular, -np.inf)
 
     position = prepared.user_positions
     wanted = index.user_ids.tolist() if users is None else list(dict.fromkeys(users))
@@ -236,7 +236,7 @@ def recommend_prepared(
         sims = text_blend.scores(
             prepared.user_vectors[block_rows],
             prepared.catalogue.vectors,
-            stats.recent_pct + stats.pop_pct,
+            stats.popular,
             prepared.neighbour_pool,
         )
         sims[:, ~allowed] = -np.inf

@@ -360,7 +360,7 @@ def _popularity_figures(prepared: PreparedRetailer) -> dict[str, tuple[float, ..
     cq = cut_queries(prepared, 0)
     context = cq.queries.context.select(cq.rows)
     targets = cq.queries.targets[cq.rows] if cq.queries.targets is not None else np.zeros(0)
-    popularity = cq.stats.recent_pct + cq.stats.pop_pct
+    popularity = cq.stats.popular
     ranks = popularity_ranks(popularity, targets.astype(np.int64), context)
     return {"popularity": _figures(ranks)}
 

@@ -129,17 +129,17 @@ def _weighted(weights: list[float] | None) -> Histories:
     )
 
 
-def test_weights_count_log2_of_one_plus_weight_in_popularity_only():
+def test_weights_count_log2_of_one_plus_weight_in_what_popular_lists_sort_by():
     plain = BehaviourStats.build(_weighted(None))
     # item 2 bought once by 255 units: it counts log2(256) = 8 times, above item 0's three
     # single units; item 1's events weigh 1 and 3: 1 + 2 = 3.
     heavy = BehaviourStats.build(_weighted([1, 1, 255, 3, 1, 1]))
-    assert plain.pop_pct[2] < plain.pop_pct[0]
-    assert heavy.pop_pct[2] > heavy.pop_pct[0] > 0
-    assert heavy.pop_pct[3] == 0  # still unseen
-    assert heavy.trend[2] != plain.trend[2]
-    # count (the log_count feature) and the item-to-item matrices count events.
-    assert heavy.count.tolist() == plain.count.tolist() == [3, 2, 1, 0]
+    assert plain.popular[2] < plain.popular[1]
+    assert heavy.popular[2] > heavy.popular[1] > 0
+    assert heavy.popular[3] == 0  # still unseen
+    # The ranker's inputs count events, as the broad ranker learnt them.
+    for name in ("count", "pop_pct", "recent_pct", "trend"):
+        np.testing.assert_array_equal(getattr(heavy, name), getattr(plain, name), err_msg=name)
     for name in ("cooc", "trans_fwd", "trans_bwd"):
         np.testing.assert_array_equal(
             getattr(heavy, name).toarray(), getattr(plain, name).toarray(), err_msg=name
@@ -149,7 +149,8 @@ def test_weights_count_log2_of_one_plus_weight_in_popularity_only():
 def test_weights_of_one_give_exactly_the_unweighted_statistics():
     plain = BehaviourStats.build(_weighted(None))
     ones = BehaviourStats.build(_weighted([1.0] * 6))
-    for name in ("count", "pop_pct", "recent_pct", "trend", "first_seen_pct"):
+    np.testing.assert_array_equal(plain.popular, plain.recent_pct + plain.pop_pct)
+    for name in ("count", "pop_pct", "recent_pct", "trend", "first_seen_pct", "popular"):
         np.testing.assert_array_equal(getattr(ones, name), getattr(plain, name), err_msg=name)
     for name in ("cooc", "trans_fwd", "trans_bwd"):
         np.testing.assert_array_equal(
@@ -159,7 +160,7 @@ def test_weights_of_one_give_exactly_the_unweighted_statistics():
 
 def test_a_weight_of_zero_counts_nothing_in_popularity():
     zero = BehaviourStats.build(_weighted([1, 1, 0, 1, 1, 1]))
-    assert zero.pop_pct[2] == 0  # as if nobody had taken it
+    assert zero.popular[2] == 0  # as if nobody had taken it
 
 
 def test_popularity_without_some_customers_takes_out_their_weight():
@@ -168,7 +169,7 @@ def test_popularity_without_some_customers_takes_out_their_weight():
     histories = _weighted([1, 1, 255, 3, 1, 1])
     full = BehaviourStats.build(histories)
     nobody, without = popularity_without(histories, [np.array([], dtype=np.int64), np.array([1])])
-    assert np.allclose(nobody, full.recent_pct + full.pop_pct)
+    assert np.allclose(nobody, full.popular)
     assert without[2] == 0  # customer 1's 255 units were all of item 2
 
 
