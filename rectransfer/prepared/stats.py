@@ -11,8 +11,8 @@ guard's popularity row): a line of 120 units counts about 7 times a line of one,
 one wholesale order does not outweigh many customers, and a weight of 1 counts exactly once, so a
 shop without weights gets exactly the unweighted lists. The ranker's inputs (the popularity,
 trend and ``log_count`` features, co-occurrence, transitions, popular candidates) count events:
-the broad ranker learnt them at many shops, most without weights, and weighting them moved its
-NDCG@10 down on a shop with quantities and on the demo target (``docs/BENCHMARKS.md``).
+the broad ranker learnt them at many shops, most without weights, and weighting them lowered its
+NDCG@10 on a shop with quantities and on the demo target (``docs/BENCHMARKS.md``).
 """
 
 from __future__ import annotations
