@@ -1,6 +1,7 @@
 import importlib
 
 import numpy as np
+import polars as pl
 import pytest
 
 import rectransfer as rt
@@ -135,3 +136,18 @@ def test_pretraining_waits_as_long_as_asked_before_it_stops_early(sources, encod
     assert model.config.params["early_stopping_rounds"] == 7
     with pytest.raises(rt.ConfigError, match="early_stopping_rounds"):
         rt.pretrain(sources[:2], encoder=encoder, early_stopping_rounds=0)
+
+
+def test_a_source_shops_quantities_do_not_change_the_broad_model(encoder):
+    """Weights count in popular lists only: the ranker's inputs count events, the scale the broad
+    ranker learns at shops that mostly have no weights."""
+    plain = make_shop("qtysrc", seed=6, n_users=60)
+    rng = np.random.default_rng(0)
+    interactions = plain.interactions.drop("weight").with_columns(
+        quantity=pl.Series(rng.integers(1, 50, plain.n_interactions))
+    )
+    weighted = rt.RetailerData.from_frames(plain.items, interactions, plain.users, name="qtysrc")
+    assert weighted.interactions["weight"].n_unique() > 1
+    one = rt.pretrain([plain], encoder=encoder, random_state=0)
+    other = rt.pretrain([weighted], encoder=encoder, random_state=0)
+    assert other.model_version == one.model_version
