@@ -382,8 +382,11 @@ def _run(args: argparse.Namespace) -> None:
             print(f"encoder tuning: {model.config.encoder_tuning.reason}")
         print(f"model {model.model_version} for {data.name} -> {path}")
     elif args.command == "recommend":
+        from rectransfer.serving.export import check_retailer_name
+
         model = _load_model(args.model, args)
         data = rt.RetailerData.load(args.retailer, name=args.name)
+        check_retailer_name(data.name)  # before scoring: the name becomes the partition folder
         counts = {"rows": 0, "customers": 0}
         customers = len(model.prepare(data).index.user_ids)  # prepared once, reused below
 
@@ -412,6 +415,11 @@ def _run(args: argparse.Namespace) -> None:
             f"{counts['rows']} recommendations for {counts['customers']} customers of "
             f"{data.name} -> {path}"
         )
+        from rectransfer.orchestration.report import stock_warning
+
+        warning = stock_warning(data)
+        if warning is not None:
+            print(f"rectransfer: warning: {data.name}: {warning}", file=sys.stderr)
     elif args.command == "benchmark":
         from rectransfer.evaluation.benchmark import markdown_summary, run_benchmark, write_report
         from rectransfer.evaluation.cold_customers import run_cold_customers

@@ -5,6 +5,7 @@ import warnings
 import polars as pl
 import pytest
 
+import rectransfer as rt
 from rectransfer.cli import main
 from rectransfer.errors import DataQualityWarning
 from tests.conftest import make_shop, write_shop
@@ -142,6 +143,73 @@ def test_model_from_another_encoder_exits_2(shops, tmp_path, capsys):
     )
     assert code == 2
     assert "encoder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["shop\n", "x" * 300], ids=["newline", "300-chars"])
+def test_recommend_refuses_a_name_that_cannot_name_a_partition(
+    broad, shops, tmp_path, capsys, monkeypatch, name
+):
+    _, target = shops
+    broad.save(tmp_path / "broad")
+    scored = []
+    monkeypatch.setattr(
+        "rectransfer.serving.recommend.recommend_prepared", lambda *a, **kw: scored.append(1)
+    )
+    exports = tmp_path / "exports"
+    code = main(
+        [
+            "recommend",
+            "--model",
+            str(tmp_path / "broad"),
+            "--retailer",
+            str(target),
+            "--out",
+            str(exports),
+            "--name",
+            name,
+            "--encoder",
+            "hashing:64",
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rectransfer: error: retailer name") and err.count("\n") == 1
+    assert "cannot name a partition folder" in err
+    assert scored == [] and not exports.exists()
+
+
+def test_recommend_warns_when_nothing_is_in_stock(broad, tmp_path, capsys):
+    shop = make_shop("closed", seed=4, n_users=12)
+    items = shop.items.with_columns(pl.lit(False).alias("in_stock"))
+    folder = write_shop(
+        rt.RetailerData.from_frames(items, shop.interactions, shop.users, name="closed"),
+        tmp_path / "closed",
+    )
+    broad.save(tmp_path / "broad")
+    exports = tmp_path / "exports"
+    code = main(
+        [
+            "recommend",
+            "--model",
+            str(tmp_path / "broad"),
+            "--retailer",
+            str(folder),
+            "--out",
+            str(exports),
+            "--run-date",
+            "2026-11-23",
+            "--encoder",
+            "hashing:64",
+        ]
+    )
+    assert code == 0  # valid data: written, but not as an ordinary night
+    out, err = capsys.readouterr()
+    assert out.startswith("0 recommendations for 0 customers of closed")
+    assert (
+        err.startswith("rectransfer: warning: closed: no item is in stock") and err.count("\n") == 1
+    )
+    written = exports / "retailer=closed" / "run_date=2026-11-23" / "part-0.parquet"
+    assert pl.read_parquet(written).height == 0
 
 
 @pytest.mark.parametrize("command", ["pretrain", "adapt", "recommend", "demo"])

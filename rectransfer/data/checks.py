@@ -7,6 +7,10 @@ run the same checks, once, and return frames with the exact schemas of
 naming the file (or table), the column, up to five offending values and the fix. Row numbers in
 messages count data rows from 1, header excluded.
 
+Ids are kept exactly as given, never stripped: they are the retailer's keys, and two ids that
+differ only in spaces are two customers or products. Blank ids and ids longer than
+``MAX_ID_CHARS`` are rejected.
+
 Beyond types, ids and nulls, the checks reject what is almost always a broken export rather than
 data: timestamps more than a day in the future (often milliseconds stored as seconds), text cells
 longer than ``MAX_TEXT_CHARS`` characters (a whole page or file pasted into one cell; only the first
@@ -32,6 +36,7 @@ from rectransfer.data.columns import (
     INTERACTIONS_SCHEMA,
     ITEMS_SCHEMA,
     MAX_FUTURE_SECONDS,
+    MAX_ID_CHARS,
     MAX_TEXT_CHARS,
     USERS_SCHEMA,
     Columns,
@@ -191,12 +196,15 @@ def _wrong_type(label: str, column: str, values: pl.Series, expected: str, fix: 
 
 
 def _id_column(frame: pl.DataFrame, label: str, column: str) -> pl.Series:
-    """Ids as stripped, non-empty strings; integer ids become their decimal text."""
+    """Ids exactly as given (strings; integer ids become their decimal text), none blank.
+
+    Ids are external keys: they are never stripped or otherwise changed, so ``" c1 "`` and
+    ``"c1"`` stay two customers and an id comes out of every list byte for byte as it went in.
+    A null, empty or whitespace-only id is an error, and so is one longer than ``MAX_ID_CHARS``.
+    """
     raw = frame.get_column(column)
     dtype = raw.dtype
-    if dtype == pl.Null or _is_text(dtype):
-        ids = raw.cast(pl.String).str.strip_chars()
-    elif dtype.is_integer():
+    if dtype == pl.Null or _is_text(dtype) or dtype.is_integer():
         ids = raw.cast(pl.String)
     else:
         raise _wrong_type(
@@ -207,14 +215,24 @@ def _id_column(frame: pl.DataFrame, label: str, column: str) -> pl.Series:
             f"Store {column} as strings (float or boolean ids lose their meaning), e.g. "
             f"pl.col({column!r}).cast(pl.String) before saving.",
         )
-    bad = ids.is_null() | (ids == "")
+    bad = (ids.is_null() | (ids.str.strip_chars() == "")).fill_null(True)
     if bad.any():
-        shown = raw.cast(pl.String) if dtype != pl.Null else raw
         raise SchemaError(
-            f"{label}: column {column!r} has {_plural(int(bad.sum()), 'null or empty value')}, "
-            f"e.g. {_located(shown, bad)}. Every row needs an id; fill them in or drop those rows."
+            f"{label}: column {column!r} has "
+            f"{_plural(int(bad.sum()), 'null, empty or blank value')}, "
+            f"e.g. {_located(ids, bad)}. Every row needs an id; fill them in or drop those rows."
         )
-    _require_short(ids, label, column)
+    lengths = ids.str.len_chars()
+    long = lengths > MAX_ID_CHARS
+    if long.any():
+        rows = long.arg_true().head(_MAX_EXAMPLES).to_list()
+        shown = ", ".join(f"{lengths[r]} characters at data row {r + 1}" for r in rows)
+        raise SchemaError(
+            f"{label}: column {column!r} has {_plural(int(long.sum()), 'id')} longer than "
+            f"{MAX_ID_CHARS} characters ({shown}, e.g. {_short(ids[rows[0]])!r}). Ids are kept "
+            "exactly as given and repeated in every list; map such ids to short keys (e.g. a "
+            "hash) before exporting, or drop those rows."
+        )
     return ids.alias(column)
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "INTERACTIONS_SCHEMA",
     "ITEMS_SCHEMA",
     "MAX_FUTURE_SECONDS",
+    "MAX_ID_CHARS",
     "MAX_TEXT_CHARS",
     "OUTPUT_SCHEMA",
     "SOURCE",
@@ -73,8 +74,12 @@ INTERACTIONS_SCHEMA: Final = pl.Schema(
 )
 USERS_SCHEMA: Final = pl.Schema({Columns.USER: pl.String, Columns.TEXT: pl.String})
 
-# Longest text cell (ids included) accepted, in characters; longer is a broken export.
+# Longest text cell accepted, in characters; longer is a broken export.
 MAX_TEXT_CHARS: Final = 100_000
+# Longest id accepted, in characters. Ids are kept byte for byte and travel into every output row;
+# real ids (SKUs, UUIDs, hashed e-mails, URLs) are far shorter, and a cap keeps a pasted document
+# in an id column from costing memory in every list that names it.
+MAX_ID_CHARS: Final = 1_000
 # How far after the current time an interaction may be (clock skew between systems).
 MAX_FUTURE_SECONDS: Final = 86_400
 

@@ -22,13 +22,17 @@ class Histories:
     """Item sequences of ``n_users`` customers over a catalogue of ``n_items`` items.
 
     ``items[indptr[u]:indptr[u + 1]]`` are customer ``u``'s items in time order and ``times`` the
-    matching timestamps.
+    matching timestamps (and ``weights`` the matching weights, see
+    :mod:`rectransfer.prepared.stats` for how they count).
     """
 
     indptr: np.ndarray  # int64 (n_users + 1,)
     items: np.ndarray  # int32 (n_events,)
     times: np.ndarray  # int64 (n_events,)
     n_items: int
+    # float32 (n_events,): the interactions' weight (or quantity) column; None when every event
+    # weighs 1, so that shops without weights take exactly the unweighted path.
+    weights: np.ndarray | None = None
 
     @property
     def n_users(self) -> int:
@@ -52,7 +56,9 @@ class Histories:
         lengths = np.maximum(self.lengths - drop_last, 0)
         keep = _prefix_mask(self.indptr, lengths)
         indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        return Histories(indptr, self.items[keep], self.times[keep], self.n_items)
+        return Histories(
+            indptr, self.items[keep], self.times[keep], self.n_items, _take(self.weights, keep)
+        )
 
     def last(self, offset: int = 0, *, rows: np.ndarray | None = None) -> np.ndarray:
         """The item ``offset`` places before the end of each sequence (-1 where too short).
@@ -70,11 +76,17 @@ class Histories:
         """The sequences of the given customer rows, in that order."""
         flat = self.event_positions(users)
         indptr = np.concatenate([[0], np.cumsum(self.lengths[users])]).astype(np.int64)
-        return Histories(indptr, self.items[flat], self.times[flat], self.n_items)
+        return Histories(
+            indptr, self.items[flat], self.times[flat], self.n_items, _take(self.weights, flat)
+        )
 
     def event_positions(self, users: np.ndarray) -> np.ndarray:
         """Positions in ``items`` of the given customer rows' events, in ``select`` order."""
         return _ranges(self.indptr[:-1][users], self.lengths[users])
+
+
+def _take(weights: np.ndarray | None, where: np.ndarray) -> np.ndarray | None:
+    return None if weights is None else weights[where]
 
 
 def _prefix_mask(indptr: np.ndarray, keep_lengths: np.ndarray) -> np.ndarray:
@@ -93,12 +105,29 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts, lengths) + (np.arange(total) - offsets)
 
 
+def id_array(ids: pl.Series | list[str]) -> np.ndarray:
+    """Ids as a numpy array of Python strings (``dtype=object``).
+
+    Never fixed-width unicode (``<U{n}``): that stores every id at the width of the longest, so
+    one long id multiplies the memory of every id array and of every output column built from it,
+    and numpy drops trailing NUL characters from such strings, which would change an id.
+    """
+    values = ids.to_list() if isinstance(ids, pl.Series) else ids
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
 @dataclass(frozen=True)
 class RetailerIndex:
-    """External ids of one retailer mapped to the integer positions used inside the package."""
+    """External ids of one retailer mapped to the integer positions used inside the package.
 
-    item_ids: np.ndarray  # str (n_items,), catalogue order
-    user_ids: np.ndarray  # str (n_users,), customers with interactions first, then text-only ones
+    The id arrays hold Python strings (``dtype=object``, see :func:`id_array`), exactly as the
+    retailer's tables give them.
+    """
+
+    item_ids: np.ndarray  # object (n_items,), catalogue order
+    user_ids: np.ndarray  # object (n_users,), customers with interactions first, then text-only
     histories: Histories  # one row per user_ids entry (text-only customers have empty rows)
 
     @classmethod
@@ -113,20 +142,22 @@ class RetailerIndex:
         # interactions arrive sorted by (user, time, file order): users are contiguous runs.
         users = events[Columns.USER]
         starts = np.flatnonzero(users.ne_missing(users.shift(1)).fill_null(True).to_numpy())
-        user_ids = users.gather(starts).to_numpy().astype(str) if len(events) else np.array([], str)
+        user_list: list[str] = users.gather(starts).to_list() if len(events) else []
         indptr = np.append(starts, len(events)).astype(np.int64)
         if data.users is not None:
-            known = set(user_ids.tolist())
+            known = set(user_list)
             extra = [u for u in data.users[Columns.USER].to_list() if u not in known]
-            user_ids = np.concatenate([user_ids, np.array(extra, dtype=str)])
+            user_list += extra
             indptr = np.concatenate([indptr, np.full(len(extra), len(events), dtype=np.int64)])
+        weights = data.interactions[Columns.WEIGHT].to_numpy().astype(np.float32)
         histories = Histories(
             indptr=indptr,
             items=events["item_pos"].to_numpy().astype(np.int32),
             times=events[Columns.TIMESTAMP].to_numpy().astype(np.int64),
             n_items=len(items),
+            weights=None if bool(np.all(weights == 1.0)) else weights,
         )
-        return cls(item_ids=items.to_numpy().astype(str), user_ids=user_ids, histories=histories)
+        return cls(item_ids=id_array(items), user_ids=id_array(user_list), histories=histories)
 
     @property
     def n_items(self) -> int:

@@ -22,7 +22,7 @@ RECENT_ITEMS = 5
 
 def popularity_scorer(stats: BehaviourStats) -> Scorer:
     """Everyone gets the catalogue by popularity (recent popularity first, then overall)."""
-    popularity = (stats.recent_pct + stats.pop_pct).astype(np.float32)
+    popularity = stats.popular.astype(np.float32)
 
     def score(rows: np.ndarray) -> np.ndarray:
         return np.broadcast_to(popularity, (len(rows), len(popularity))).copy()

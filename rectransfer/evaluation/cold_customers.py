@@ -92,7 +92,7 @@ def run_cold_customers(
     text_scores[:, ~allowed] = -np.inf
     text_top = np.argsort(-text_scores, axis=1, kind="stable")[:, :width]
     stats = prepared.serving_stats
-    popularity = np.where(allowed, stats.recent_pct + stats.pop_pct, -np.inf)
+    popularity = np.where(allowed, stats.popular, -np.inf)
     popular_top = np.tile(np.argsort(-popularity, kind="stable")[:width], (len(cold), 1))
     # what recommend serves them: weights and K are chosen on the other customers (the held-out
     # ones have no interactions left to choose on), and they are not in the neighbour pool
@@ -104,7 +104,7 @@ def run_cold_customers(
     served = text_blend.scores(
         cold_vectors,
         prepared.catalogue.vectors,
-        stats.recent_pct + stats.pop_pct,
+        stats.popular,
         prepared.neighbour_pool,
     )
     served[:, ~allowed] = -np.inf

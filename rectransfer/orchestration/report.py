@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from rectransfer.data.columns import Columns
+from rectransfer.data.retailer import RetailerData
 from rectransfer.model.config import GuardReport
 
 
@@ -20,6 +22,29 @@ class RetailerOutcome(BaseModel):
     guard: GuardReport | None = None
     export: str | None = None
     rows: int = 0
+    warning: str | None = None  # valid data that made a poor export (e.g. nothing in stock)
+
+
+def stock_warning(data: RetailerData) -> str | None:
+    """What to tell the people who run the export when no item of ``data`` is in stock.
+
+    Such data is valid (a shop closed for stocktaking), but every list is empty, and the empty
+    partition becomes the latest one readers see: it must not pass as an ordinary night.
+
+    Examples
+    --------
+    >>> stock_warning(shop) is None  # doctest: +SKIP
+    True
+    """
+    in_stock = int(data.items[Columns.IN_STOCK].sum())
+    if in_stock:
+        return None
+    return (
+        f"no item is in stock (in_stock is false for all {data.n_items} items), so every list is "
+        "empty and the partition written has no recommendations; as the latest partition it "
+        "replaces the previous run's lists for readers. Check the catalogue export's in_stock "
+        "column."
+    )
 
 
 def _fmt(value: float | None) -> str:
@@ -29,10 +54,12 @@ def _fmt(value: float | None) -> str:
 def markdown_report(title: str, outcomes: list[RetailerOutcome]) -> str:
     """A table with one line per retailer: guard NDCG@10 figures, decision, export, errors."""
     failed = [o for o in outcomes if o.status != "ok"]
+    n_warned = sum(1 for o in outcomes if o.warning)
+    warned_note = f" {n_warned} with a warning (see below)." if n_warned else ""
     lines = [
         f"# {title}",
         "",
-        f"{len(outcomes) - len(failed)} of {len(outcomes)} retailers succeeded.",
+        f"{len(outcomes) - len(failed)} of {len(outcomes)} retailers succeeded.{warned_note}",
         "",
         "| retailer | status | popularity | local-only | broad | adapted | ships | model | rows |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -47,4 +74,8 @@ def markdown_report(title: str, outcomes: list[RetailerOutcome]) -> str:
     notes = [f"- **{o.retailer}**: {o.reason}" for o in outcomes if o.reason]
     if notes:
         lines += ["", "Figures are NDCG@10 on each retailer's validation customers.", "", *notes]
+    warned = [o for o in outcomes if o.warning]
+    if warned:
+        lines += ["", "## Warnings", "", "| retailer | warning |", "|---|---|"]
+        lines += [f"| {o.retailer} | {o.warning} |" for o in warned]
     return "\n".join(lines)

@@ -32,10 +32,10 @@ from prefect.states import State
 from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import ConfigError, RecTransferError
 from rectransfer.model.recmodel import RecModel
-from rectransfer.orchestration.report import RetailerOutcome
+from rectransfer.orchestration.report import RetailerOutcome, stock_warning
 from rectransfer.orchestration.staleness import adaptation_reason
 from rectransfer.prepared.prepare import PreparedRetailer
-from rectransfer.serving.export import write_recommendations
+from rectransfer.serving.export import check_retailer_name, write_recommendations
 from rectransfer.serving.fanout import customer_chunks, merge_chunks, recommend_chunk
 from rectransfer.text.encoder import Encoder
 from rectransfer.text.load import load_encoder
@@ -168,6 +168,7 @@ def adapt_or_load_task(
 ) -> ReadyRetailer:
     """Load a retailer; adapt ``base`` to it if its model is stale (and save it), else load it."""
     data = load_retailer(folder)
+    check_retailer_name(data.name)  # before adapting and scoring: it names the partition
     model_dir = Path(models_root) / Path(folder).name
     reason = staleness_task(model_dir, base, max_age_days)
     if reason is not None:
@@ -213,6 +214,7 @@ def load_ready_task(
     """Load a model and a retailer and prepare the retailer for scoring."""
     model = load_model_task(model_path, encoder)
     data = load_retailer(folder, name)
+    check_retailer_name(data.name)  # before preparing and scoring: it names the partition
     return _ready(model, data, None)
 
 
@@ -227,6 +229,7 @@ def plan_task(ready: ReadyRetailer, chunk_size: int) -> RetailerPlan:
         reason=ready.adapted_reason,
         model_version=version,
         guard=model.guard,
+        warning=stock_warning(ready.prepared.data),
     )
     chunks = len(customer_chunks(ready.prepared, chunk_size=chunk_size))
     return RetailerPlan(retailer, version, chunks, outcome)

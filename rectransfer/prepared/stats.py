@@ -4,6 +4,15 @@ They are computed from a :class:`~rectransfer.data.histories.Histories`, so that
 them from history *before* each label (no leakage) and serving from all of it. Every statistic
 becomes a scale-free quantity (percentiles, cosine-normalised counts, conditional probabilities) so
 that features mean the same at a shop of 200 customers and one of 200,000.
+
+Weights. An interaction's ``weight`` (or ``quantity``) counts ``log2(1 + weight)`` times in
+``popular``, what popular lists sort by (the popular path, top-ups, the text path's popularity, the
+guard's popularity row): a line of 120 units counts about 7 times a line of one, not 120 times, so
+one wholesale order does not outweigh many customers, and a weight of 1 counts exactly once, so a
+shop without weights gets exactly the unweighted lists. The ranker's inputs (the popularity,
+trend and ``log_count`` features, co-occurrence, transitions, popular candidates) count events:
+the broad ranker learnt them at many shops, most without weights, and weighting them lowered its
+NDCG@10 on a shop with quantities and on the demo target (``docs/BENCHMARKS.md``).
 """
 
 from __future__ import annotations
@@ -38,6 +47,8 @@ class BehaviourStats:
     cooc: sp.csr_matrix  # (n, n) cosine-normalised co-occurrence within COOC_WINDOW
     trans_fwd: sp.csr_matrix  # (n, n) row i: P(next = j | current = i)
     trans_bwd: sp.csr_matrix  # (n, n) row i: P(previous = j | current = i)
+    # float32 (n,): what popular lists sort by: recent_pct + pop_pct, of the weighted counts
+    popular: np.ndarray
 
     @property
     def n_items(self) -> int:
@@ -64,6 +75,13 @@ class BehaviourStats:
         share_recent = recent / max(recent.sum(), 1.0)
         eps = 1.0 / max(count.sum(), 1.0)
         trend = np.log((share_recent + eps) / (share_all + eps)).astype(np.float32)
+        pop_pct, recent_pct = _percentile(count), _percentile(recent)
+        weights = event_weights(histories)
+        if weights is None:
+            popular = recent_pct + pop_pct
+        else:
+            weighted, weighted_recent = _counts(histories, weights=weights)
+            popular = _percentile(weighted_recent) + _percentile(weighted)
 
         first_seen = np.full(n, np.nan, dtype=np.float32)
         if len(items):
@@ -78,8 +96,8 @@ class BehaviourStats:
         transitions = _pair_matrix(items, user, n, window=1, symmetric=False)
         return cls(
             count=count,
-            pop_pct=_percentile(count),
-            recent_pct=_percentile(recent),
+            pop_pct=pop_pct,
+            recent_pct=recent_pct,
             trend=trend,
             first_seen_pct=first_seen,
             cooc=strongest_per_row(sp.csr_matrix(cooc, dtype=np.float32), ITEM_PARTNERS),
@@ -87,6 +105,7 @@ class BehaviourStats:
             trans_bwd=strongest_per_row(
                 _row_normalise(sp.csr_matrix(transitions.T)), ITEM_PARTNERS
             ),
+            popular=popular,
         )
 
 
@@ -96,28 +115,54 @@ def popularity_without(histories: Histories, groups: Sequence[np.ndarray]) -> li
     of counts made once over all events; the recent window stays that of all events.
     """
     recent_mask = _recent_mask(histories.times)
-    count, recent = _counts(histories, recent_mask)
+    weights = event_weights(histories)
+    count, recent = _counts(histories, recent_mask, weights=weights)
     out = []
+    n = histories.n_items
     for rows in groups:
         events = histories.event_positions(np.asarray(rows, dtype=np.int64))
         gone = histories.items[events].astype(np.int64)
-        gone_recent = gone[recent_mask[events]]
+        in_recent = recent_mask[events]
+        gone_weights = None if weights is None else weights[events]
+        gone_recent_weights = None if gone_weights is None else gone_weights[in_recent]
         out.append(
-            _percentile(recent - np.bincount(gone_recent, minlength=histories.n_items))
-            + _percentile(count - np.bincount(gone, minlength=histories.n_items))
+            _percentile(recent - np.bincount(gone[in_recent], gone_recent_weights, minlength=n))
+            + _percentile(count - np.bincount(gone, gone_weights, minlength=n))
         )
     return out
 
 
+def event_weights(histories: Histories) -> np.ndarray | None:
+    """How much each event counts: ``log2(1 + weight)`` (1 for weight 1); None when all are 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> h = Histories(np.array([0, 3]), np.array([0, 1, 2], dtype=np.int32),
+    ...               np.arange(3), 3, np.array([1.0, 3.0, 0.0], dtype=np.float32))
+    >>> event_weights(h).tolist()
+    [1.0, 2.0, 0.0]
+    """
+    if histories.weights is None:
+        return None
+    return np.log2(1.0 + histories.weights.astype(np.float64))
+
+
 def _counts(
-    histories: Histories, recent_mask: np.ndarray | None = None
+    histories: Histories,
+    recent_mask: np.ndarray | None = None,
+    *,
+    weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Events per item, overall and among the newest ``RECENT_SHARE`` of events."""
+    """Events per item (weighted when ``weights`` is given), overall and among the newest
+    ``RECENT_SHARE`` of events."""
     items = histories.items.astype(np.int64)
-    count = np.bincount(items, minlength=histories.n_items).astype(np.float32)
+    n = histories.n_items
+    count = np.bincount(items, weights, minlength=n).astype(np.float32)
     if recent_mask is None:
         recent_mask = _recent_mask(histories.times)
-    recent = np.bincount(items[recent_mask], minlength=histories.n_items).astype(np.float32)
+    recent_weights = None if weights is None else weights[recent_mask]
+    recent = np.bincount(items[recent_mask], recent_weights, minlength=n).astype(np.float32)
     return count, recent
 
 

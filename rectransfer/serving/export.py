@@ -60,7 +60,6 @@ PARTITION_KEYS = (Columns.RETAILER, RUN_DATE)
 # Columns whose few distinct values are stored once per row group (dictionary encoding).
 _DICTIONARY_COLUMNS = (Columns.ITEM, "source", MODEL_VERSION)
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # What write_recommendation_chunks stages: <retailer>_<YYYY-MM-DD>_<owner token>.tmp
 _STAGED_NAME = re.compile(
     r"[A-Za-z0-9][A-Za-z0-9._-]*_\d{4}-\d{2}-\d{2}_"
@@ -68,6 +67,37 @@ _STAGED_NAME = re.compile(
     + re.escape(_STAGING_SUFFIX)
 )
 _LEGACY_NAME = re.compile(re.escape(_LEGACY_TEMP_PREFIX) + r".+")
+# A retailer name becomes a folder name (``retailer=<name>``) and part of a staged file's name:
+# full match only (``$`` alone would accept a trailing newline), and short enough that both stay
+# under the 255 bytes most file systems allow for one name.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+MAX_RETAILER_NAME_CHARS = 128
+
+
+def check_retailer_name(retailer: object) -> str:
+    """Refuse a retailer name that cannot name a partition folder; returns it unchanged.
+
+    Call it before the long work: :func:`write_recommendation_chunks` checks again, but only
+    when the recommendations are ready to be written.
+
+    Examples
+    --------
+    >>> check_retailer_name("trail_shop")
+    'trail_shop'
+    """
+    if (
+        not isinstance(retailer, str)
+        or len(retailer) > MAX_RETAILER_NAME_CHARS
+        or not _SAFE_NAME.fullmatch(retailer)
+    ):
+        shown = repr(retailer) if len(repr(retailer)) <= 60 else f"{repr(retailer)[:57]}..."
+        length = f" ({len(retailer)} characters)" if isinstance(retailer, str) else ""
+        raise ConfigError(
+            f"retailer name {shown}{length} cannot name a partition folder; use 1 to "
+            f"{MAX_RETAILER_NAME_CHARS} letters, digits, '.', '_' and '-', starting with a letter "
+            "or digit (pass --name to choose one)."
+        )
+    return retailer
 
 
 def partition_path(root: str | Path, retailer: str, run_date: dt.date) -> Path:
@@ -131,11 +161,7 @@ def write_recommendation_chunks(
     >>> path = write_recommendation_chunks(chunks, workdir / "exports", retailer="shop",
     ...                                    model_version=model.model_version)
     """
-    if not _SAFE_NAME.match(retailer):
-        raise ConfigError(
-            f"retailer name {retailer!r} cannot name a partition folder; use letters, digits, "
-            "'.', '_' and '-' (pass --name to choose one)."
-        )
+    check_retailer_name(retailer)
     date = parse_run_date(run_date)
     check_export_root(root)
     folder = partition_path(root, retailer, date)

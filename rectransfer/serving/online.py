@@ -19,7 +19,7 @@ from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import ConfigError
 from rectransfer.prepared.prepare import uncached
 from rectransfer.ranking.features import Queries, iter_candidate_rows
-from rectransfer.serving.recommend import allowed_items, top_k, top_k_per_query, top_up
+from rectransfer.serving.recommend import allowed_items, id_list, top_k, top_k_per_query, top_up
 from rectransfer.serving.routing import POPULAR, RANKER, TEXT, ServingModel, route
 
 ONLINE_SCHEMA = {
@@ -68,6 +68,12 @@ def recommend_for(
         a history, ``text`` with only text (``popular`` where the shop's text path is all
         popularity), else ``popular``; short lists are topped up with popular items.
 
+    Raises
+    ------
+    TypeError
+        An id argument is a bare string (``history="A1"`` would be read as two items, ``"A"`` and
+        ``"1"``) or holds a non-id, or ``text`` is not a string.
+
     Examples
     --------
     >>> recs = rt.recommend_for(model, shop, history=["TM-99342"], text="trail shoes", k=5)
@@ -76,17 +82,24 @@ def recommend_for(
     """
     if not isinstance(k, int) or k < 1:
         raise ConfigError(f"k must be a positive integer, got {k!r}.")
+    history_ids = id_list(history, "history") or []
+    exclude_ids = id_list(exclude, "exclude")
+    allow_items = id_list(allow_items, "allow_items")
+    deny_items = id_list(deny_items, "deny_items")
+    if text is not None and not isinstance(text, str):
+        raise TypeError(
+            f"text must be a string (the customer's own words) or None, got "
+            f"{type(text).__name__} {text!r}."
+        )
     prepared = model.prepare(data)
     n_items = prepared.catalogue.n_items
     position = prepared.item_positions
-    items = np.array([position[i] for i in map(str, history) if i in position], dtype=np.int32)
-    excluded_ids = history if exclude is None else exclude
-    blocked = np.array(
-        sorted({position[i] for i in map(str, excluded_ids) if i in position}), dtype=np.int32
-    )
+    items = np.array([position[i] for i in history_ids if i in position], dtype=np.int32)
+    excluded_ids = history_ids if exclude_ids is None else exclude_ids
+    blocked = np.array(sorted({position[i] for i in excluded_ids if i in position}), dtype=np.int32)
     allowed = allowed_items(data, allow_items, deny_items)
     stats = prepared.serving_stats
-    popularity = np.where(allowed, stats.recent_pct + stats.pop_pct, -np.inf)
+    popularity = np.where(allowed, stats.popular, -np.inf)
 
     vector = np.zeros((1, prepared.catalogue.vectors.shape[1]), dtype=np.float32)
     if text is not None and text.strip():
@@ -112,7 +125,7 @@ def recommend_for(
         sims = prepared.text_blend.scores(
             vector,
             prepared.catalogue.vectors,
-            stats.recent_pct + stats.pop_pct,
+            stats.popular,
             prepared.neighbour_pool,
         )[0]
         sims[~allowed] = -np.inf

@@ -18,14 +18,15 @@ catalogue order, so output is deterministic for a fixed model and data.
 
 from __future__ import annotations
 
+import numbers
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import polars as pl
 
 from rectransfer.data.columns import OUTPUT_SCHEMA, SOURCE, Columns
-from rectransfer.data.histories import Histories
+from rectransfer.data.histories import Histories, id_array
 from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import ConfigError, DataQualityWarning
 from rectransfer.prepared.prepare import PreparedRetailer
@@ -83,6 +84,12 @@ def recommend(
         ``user_id, item_id, rank (1..k), score, source``: one row per recommendation, customers in
         the requested order, ranks without gaps, scores non-increasing within a customer.
 
+    Raises
+    ------
+    TypeError
+        ``users``, ``allow_items`` or ``deny_items`` is a bare string or holds something that is
+        not an id (see :func:`id_list`).
+
     Examples
     --------
     >>> import rectransfer as rt
@@ -91,6 +98,10 @@ def recommend(
     (10, 5)
     """
     _check_options(k, threads)
+    # Checked before preparing (which may encode the whole catalogue), then used as checked.
+    users = id_list(users, "users")
+    allow_items = id_list(allow_items, "allow_items")
+    deny_items = id_list(deny_items, "deny_items")
     return recommend_prepared(
         model,
         model.prepare(data),
@@ -101,6 +112,48 @@ def recommend(
         deny_items=deny_items,
         threads=threads,
     )
+
+
+def id_list(values: Iterable[object] | None, argument: str) -> list[str] | None:
+    """A list of external ids as strings, or None; a bare string or a non-id raises TypeError.
+
+    A bare string is refused rather than read as a list of its characters (``"123"`` would be
+    three customers, ``"1"``, ``"2"`` and ``"3"``). Integers become their decimal text, as integer
+    ids in the retailer's tables do; anything else (None, floats, booleans) has no id meaning.
+
+    Examples
+    --------
+    >>> id_list(["c-1", 7], "users")
+    ['c-1', '7']
+    """
+    if values is None:
+        return None
+    if isinstance(values, str | bytes):
+        raise TypeError(
+            f"{argument} must be a list of ids, got the single {type(values).__name__} "
+            f"{values!r}; pass a list, e.g. {argument}=[{values!r}]."
+        )
+    if isinstance(values, pl.Series):
+        values = values.to_list()
+    try:
+        given = list(values)
+    except TypeError:
+        raise TypeError(
+            f"{argument} must be a list of ids (strings), got {type(values).__name__} "
+            f"{values!r}; pass a list, e.g. {argument}=['c-001']."
+        ) from None
+    out = []
+    for position, value in enumerate(given):
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_):
+            out.append(str(int(value)))
+        else:
+            raise TypeError(
+                f"{argument}[{position}] is {type(value).__name__} {value!r}, not an id; "
+                f"ids are strings (or integers, read as their decimal text)."
+            )
+    return out
 
 
 def _check_options(k: int, threads: int | None) -> None:
@@ -131,15 +184,18 @@ def recommend_prepared(
     >>> recs = recommend_prepared(model, prepared, ["tm-0551"], k=5)
     """
     _check_options(k, threads)
+    users = id_list(users, "users")
+    allow_items = id_list(allow_items, "allow_items")
+    deny_items = id_list(deny_items, "deny_items")
     data = prepared.data
     index = prepared.index
     histories = index.histories
     stats = prepared.serving_stats
     allowed = allowed_items(data, allow_items, deny_items)
-    popularity = np.where(allowed, stats.recent_pct + stats.pop_pct, -np.inf)
+    popularity = np.where(allowed, stats.popular, -np.inf)
 
     position = prepared.user_positions
-    wanted = index.user_ids.tolist() if users is None else list(dict.fromkeys(map(str, users)))
+    wanted = index.user_ids.tolist() if users is None else list(dict.fromkeys(users))
     rows = np.array([position.get(u, -1) for u in wanted], dtype=np.int64)
     known = rows >= 0
     if users is not None and len(wanted) and np.mean(known) < 0.5:
@@ -193,7 +249,7 @@ def recommend_prepared(
         sims = text_blend.scores(
             prepared.user_vectors[block_rows],
             prepared.catalogue.vectors,
-            stats.recent_pct + stats.pop_pct,
+            stats.popular,
             prepared.neighbour_pool,
         )
         sims[:, ~allowed] = -np.inf
@@ -341,7 +397,8 @@ def _to_frame(
     lengths = [len(items) for _, items, _, _ in lists]
     return pl.DataFrame(
         {
-            Columns.USER: np.repeat([u for u, _, _, _ in lists], lengths),
+            # Object arrays, not fixed-width unicode: see rectransfer.data.histories.id_array.
+            Columns.USER: np.repeat(id_array([u for u, _, _, _ in lists]), lengths),
             Columns.ITEM: item_ids[np.concatenate([items for _, items, _, _ in lists])],
             Columns.RANK: np.concatenate([np.arange(1, n + 1) for n in lengths]),
             Columns.SCORE: np.concatenate([scores for _, _, scores, _ in lists]),

@@ -21,7 +21,7 @@ import numpy as np
 
 from rectransfer.data.holdout import drop_last_interaction
 from rectransfer.data.retailer import RetailerData
-from rectransfer.errors import ConfigError, SchemaError
+from rectransfer.errors import ConfigError
 from rectransfer.metrics import (
     ndcg_at,
     ndcg_gains,
@@ -95,6 +95,9 @@ def fit_adaptation(
         raise ConfigError(f"{prepared.name!r} was embedded with another encoder than the model's.")
     candidates = CandidateConfig(**base.config.candidates)
 
+    valid_rows = labelled_rows(prepared, range(1), config=candidates)
+    if valid_rows.n_queries == 0:
+        return _broad_unmeasured(base, prepared)
     train_rows = labelled_rows(
         prepared,
         range(1, 1 + train_cuts),
@@ -103,12 +106,6 @@ def fit_adaptation(
         max_negatives=MAX_TRAINING_NEGATIVES,
         random_state=random_state,
     )
-    valid_rows = labelled_rows(prepared, range(1), config=candidates)
-    if valid_rows.n_queries == 0:
-        raise SchemaError(
-            f"interactions of {prepared.name!r}: no customer has two or more interactions, so the "
-            "model cannot be validated. Adapt once customers have come back at least once."
-        )
 
     figures = _popularity_figures(prepared)
     rankers = {"broad": base.booster}
@@ -172,6 +169,29 @@ def fit_adaptation(
         reason=reason,
     )
     return Adaptation(rankers, report, gains, rounds, fit_seconds, prepared)
+
+
+def _broad_unmeasured(base: RecModel, prepared: PreparedRetailer) -> Adaptation:
+    """The broad model as it is, for a shop where no customer has come back yet.
+
+    Without a customer with two or more interactions there is nothing to fine-tune on and no
+    validation customer to measure anything with, so the report has no figures; the broad model
+    serves such a shop as it serves any new one.
+    """
+    reason = too_little_to_adapt(0, 0)
+    assert reason is not None  # zero validation customers is always too few
+    report = GuardReport(
+        metric=f"ndcg@{METRIC_K}",
+        validation_customers=0,
+        ndcg={},
+        recall={},
+        stderr={},
+        decision="broad",
+        reason=reason,
+    )
+    return Adaptation(
+        {"broad": base.booster}, report, {}, dict(base.config.rounds), {"broad": 0.0}, prepared
+    )
 
 
 def adapt(
@@ -272,6 +292,18 @@ def with_tuned_encoder(
     encoder is not kept.
     """
     shipped = result.report.decision
+    if result.report.validation_customers == 0:  # nothing to compare the two encoders on
+        unmeasured = EncoderTuning(
+            pairs=0,
+            seconds=0.0,
+            validation_ndcg={},
+            stderr=None,
+            kept=False,
+            encoder=None,
+            reason="not tuned: no validation customer to compare the encoders on "
+            "(no customer has two or more interactions yet)",
+        )
+        return TunedAdaptation(base, result, unmeasured, None)
     figures = {"model encoder": result.report.ndcg[shipped]}
     tuned, pairs, why_not = tune_encoder(
         base.encoder, drop_last_interaction(data), out, random_state=random_state
@@ -339,7 +371,7 @@ def _popularity_figures(prepared: PreparedRetailer) -> dict[str, tuple[float, ..
     cq = cut_queries(prepared, 0)
     context = cq.queries.context.select(cq.rows)
     targets = cq.queries.targets[cq.rows] if cq.queries.targets is not None else np.zeros(0)
-    popularity = cq.stats.recent_pct + cq.stats.pop_pct
+    popularity = cq.stats.popular
     ranks = popularity_ranks(popularity, targets.astype(np.int64), context)
     return {"popularity": _figures(ranks)}
 

@@ -39,13 +39,25 @@ def too_little_to_adapt(validation_customers: int, training_lists: int) -> str |
     """Why the broad model ships untouched when a retailer has too few customers to fine-tune and
     validate on (fewer than ``MIN_VALIDATION_CUSTOMERS`` of either); None when there are enough.
 
+    A shop where no customer has come back yet (every customer has at most one interaction) has
+    no validation customer at all: it is served by the broad model as it is, like a shop with a
+    handful of returning customers, and adapting again once customers return can change that.
+
     Examples
     --------
     >>> too_little_to_adapt(500, 900) is None
     True
     >>> too_little_to_adapt(3, 900)
     'too little data to fine-tune and validate (3 validation customers, need 20); shipping broad'
+    >>> too_little_to_adapt(0, 0)  # doctest: +ELLIPSIS
+    'no customer has two or more interactions yet (0 validation customers, ...; shipping broad'
     """
+    if validation_customers == 0:
+        return (
+            "no customer has two or more interactions yet (0 validation customers, need "
+            f"{MIN_VALIDATION_CUSTOMERS}): nothing to fine-tune or validate on until customers "
+            "come back; shipping broad"
+        )
     if validation_customers < MIN_VALIDATION_CUSTOMERS or training_lists < MIN_VALIDATION_CUSTOMERS:
         return (
             f"too little data to fine-tune and validate ({validation_customers} validation "

@@ -112,3 +112,70 @@ def test_popularity_without_some_customers_takes_out_their_events_only():
     assert np.allclose(nobody, full.recent_pct + full.pop_pct)
     assert without[3] == 0 and without[4] == 0  # as unknown as an item nobody took
     assert without[1] > 0 and without[2] > 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Weights (the interactions' weight or quantity column)
+
+
+def _weighted(weights: list[float] | None) -> Histories:
+    # customer 0: 0 -> 1 ; customer 1: 2 -> 1 ; customer 2: 0 ; customer 3: 0
+    return Histories(
+        indptr=np.array([0, 2, 4, 5, 6]),
+        items=np.array([0, 1, 2, 1, 0, 0], dtype=np.int32),
+        times=np.arange(6, dtype=np.int64),
+        n_items=4,
+        weights=None if weights is None else np.array(weights, dtype=np.float32),
+    )
+
+
+def test_weights_count_log2_of_one_plus_weight_in_what_popular_lists_sort_by():
+    plain = BehaviourStats.build(_weighted(None))
+    # item 2 bought once by 255 units: it counts log2(256) = 8 times, above item 0's three
+    # single units; item 1's events weigh 1 and 3: 1 + 2 = 3.
+    heavy = BehaviourStats.build(_weighted([1, 1, 255, 3, 1, 1]))
+    assert plain.popular[2] < plain.popular[1]
+    assert heavy.popular[2] > heavy.popular[1] > 0
+    assert heavy.popular[3] == 0  # still unseen
+    # The ranker's inputs count events, as the broad ranker learnt them.
+    for name in ("count", "pop_pct", "recent_pct", "trend"):
+        np.testing.assert_array_equal(getattr(heavy, name), getattr(plain, name), err_msg=name)
+    for name in ("cooc", "trans_fwd", "trans_bwd"):
+        np.testing.assert_array_equal(
+            getattr(heavy, name).toarray(), getattr(plain, name).toarray(), err_msg=name
+        )
+
+
+def test_weights_of_one_give_exactly_the_unweighted_statistics():
+    plain = BehaviourStats.build(_weighted(None))
+    ones = BehaviourStats.build(_weighted([1.0] * 6))
+    np.testing.assert_array_equal(plain.popular, plain.recent_pct + plain.pop_pct)
+    for name in ("count", "pop_pct", "recent_pct", "trend", "first_seen_pct", "popular"):
+        np.testing.assert_array_equal(getattr(ones, name), getattr(plain, name), err_msg=name)
+    for name in ("cooc", "trans_fwd", "trans_bwd"):
+        np.testing.assert_array_equal(
+            getattr(ones, name).toarray(), getattr(plain, name).toarray(), err_msg=name
+        )
+
+
+def test_a_weight_of_zero_counts_nothing_in_popularity():
+    zero = BehaviourStats.build(_weighted([1, 1, 0, 1, 1, 1]))
+    assert zero.popular[2] == 0  # as if nobody had taken it
+
+
+def test_popularity_without_some_customers_takes_out_their_weight():
+    from rectransfer.prepared.stats import popularity_without
+
+    histories = _weighted([1, 1, 255, 3, 1, 1])
+    full = BehaviourStats.build(histories)
+    nobody, without = popularity_without(histories, [np.array([], dtype=np.int64), np.array([1])])
+    assert np.allclose(nobody, full.popular)
+    assert without[2] == 0  # customer 1's 255 units were all of item 2
+
+
+def test_truncate_and_select_carry_the_weights():
+    h = _weighted([1, 2, 3, 4, 5, 6])
+    truncated, selected = h.truncate(1), h.select(np.array([1, 0]))
+    assert truncated.weights is not None and truncated.weights.tolist() == [1, 3]
+    assert selected.weights is not None and selected.weights.tolist() == [3, 4, 1, 2]
+    assert _weighted(None).truncate(1).weights is None

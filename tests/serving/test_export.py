@@ -86,6 +86,47 @@ def test_bad_export_options(recs, tmp_path, kwargs, message):
         rt.write_recommendations(recs, tmp_path, model_version="v", **kwargs)
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["shop\n", "x" * 129, "x" * 300, "", "-shop", "a/b", "shop\x00", "caf\u00e9", 7],
+    ids=[
+        "newline",
+        "129-chars",
+        "300-chars",
+        "empty",
+        "dash-first",
+        "slash",
+        "nul",
+        "accent",
+        "int",
+    ],
+)
+def test_a_name_that_cannot_name_a_partition_is_refused_before_anything_is_written(
+    recs, tmp_path, name
+):
+    def never_scored():
+        raise AssertionError("the chunks were consumed before the name was checked")
+        yield recs  # pragma: no cover
+
+    with pytest.raises(
+        rt.ConfigError, match=r"cannot name a partition folder; use 1 to 128"
+    ) as err:
+        rt.write_recommendation_chunks(
+            never_scored(), tmp_path, retailer=name, run_date="2026-01-01", model_version="v"
+        )
+    assert "\n" not in str(err.value)  # one line, the bad name shown by its repr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_longest_name_allowed_names_a_partition(recs, tmp_path):
+    name = "s" * 128
+    path = rt.write_recommendations(
+        recs, tmp_path, retailer=name, run_date="2026-01-01", model_version="v"
+    )
+    assert path.parent.parent.name == f"retailer={name}"
+    assert pl.read_parquet(path)["retailer"].unique().to_list() == [name]
+
+
 def test_chunked_export_writes_the_same_rows_as_one_frame(broad, tmp_path):
     from polars.testing import assert_frame_equal
 

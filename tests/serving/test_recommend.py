@@ -5,6 +5,7 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 import rectransfer as rt
 from rectransfer.ranking import candidates
@@ -254,3 +255,25 @@ def test_asking_mostly_for_unknown_customers_warns_once_per_shop(broad):
     assert [str(w.message).split(":")[0] for w in caught] == [
         "most customers asked for are unknown at 'warned'"
     ]
+
+
+def test_quantities_move_an_item_up_the_popular_list_and_weights_of_one_change_nothing(broad):
+    shop = make_shop("qty", seed=12, n_users=40)
+    popular = broad.recommend(shop, ["a-stranger"], k=10)["item_id"].to_list()
+    rare = shop.interactions["item_id"].value_counts(sort=True)["item_id"][-1]
+    assert rare not in popular
+
+    def with_quantity(quantity: pl.Expr) -> rt.RetailerData:
+        interactions = shop.interactions.drop("weight").with_columns(quantity=quantity)
+        return rt.RetailerData.from_frames(shop.items, interactions, shop.users, name="qty")
+
+    bulk = with_quantity(pl.when(pl.col("item_id") == rare).then(500).otherwise(1))
+    ones = with_quantity(pl.lit(1))
+    # 500 units count log2(501), about 9 events, in what popular lists sort by: more than most
+    # items of a shop where items are taken a few times each.
+    position = broad.prepare(bulk).item_positions[rare]
+    before = broad.prepare(shop).serving_stats.popular
+    after = broad.prepare(bulk).serving_stats.popular
+    assert (before > before[position]).sum() > 10 > (after > after[position]).sum()
+    assert rare in broad.recommend(bulk, ["a-stranger"], k=10)["item_id"].to_list()
+    assert_frame_equal(broad.recommend(ones, k=5), broad.recommend(shop, k=5))

@@ -1,6 +1,7 @@
 import importlib
 
 import numpy as np
+import polars as pl
 import pytest
 
 import rectransfer as rt
@@ -90,12 +91,19 @@ def test_adapt_falls_back_when_too_few_customers(broad):
     assert model.model_version == broad.model_version
 
 
-def test_adapt_refuses_a_shop_without_returning_customers(broad):
+def test_a_shop_without_returning_customers_keeps_the_broad_model(broad, tmp_path):
     shop = make_shop("once", seed=1, n_users=10)
-    first = shop.interactions.group_by("user_id").head(1)
+    first = shop.interactions.group_by("user_id", maintain_order=True).head(1)
     once = rt.RetailerData.from_frames(shop.items, first, name="once")
-    with pytest.raises(rt.SchemaError, match="two or more interactions"):
-        adapt(broad, once)
+    model = adapt(broad, once, tune_encoder_to=tmp_path / "tuned")
+    assert model.kind == "broad" and model.model_version == broad.model_version
+    assert model.guard is not None and model.guard.validation_customers == 0
+    assert model.guard.reason.startswith("no customer has two or more interactions yet")
+    assert model.config.encoder_tuning is not None and not model.config.encoder_tuning.kept
+    assert not (tmp_path / "tuned").exists()
+    # The report survives the model directory's round trip (a valid config.json).
+    assert rt.RecModel.load(model.save(tmp_path / "m")).guard == model.guard
+    assert model.recommend(once, k=3)["user_id"].n_unique() == 10
 
 
 def test_pretraining_is_deterministic(sources, encoder, broad):
@@ -155,3 +163,18 @@ def test_pretraining_waits_as_long_as_asked_before_it_stops_early(sources, encod
     assert model.config.params["early_stopping_rounds"] == 7
     with pytest.raises(rt.ConfigError, match="early_stopping_rounds"):
         rt.pretrain(sources[:2], encoder=encoder, early_stopping_rounds=0)
+
+
+def test_a_source_shops_quantities_do_not_change_the_broad_model(encoder):
+    """Weights count in popular lists only: the ranker's inputs count events, the scale the broad
+    ranker learns at shops that mostly have no weights."""
+    plain = make_shop("qtysrc", seed=6, n_users=60)
+    rng = np.random.default_rng(0)
+    interactions = plain.interactions.drop("weight").with_columns(
+        quantity=pl.Series(rng.integers(1, 50, plain.n_interactions))
+    )
+    weighted = rt.RetailerData.from_frames(plain.items, interactions, plain.users, name="qtysrc")
+    assert weighted.interactions["weight"].n_unique() > 1
+    one = rt.pretrain([plain], encoder=encoder, random_state=0)
+    other = rt.pretrain([weighted], encoder=encoder, random_state=0)
+    assert other.model_version == one.model_version
