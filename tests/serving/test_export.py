@@ -124,7 +124,7 @@ def test_the_longest_name_allowed_names_a_partition(recs, tmp_path):
         recs, tmp_path, retailer=name, run_date="2026-01-01", model_version="v"
     )
     assert path.parent.parent.name == f"retailer={name}"
-    assert pl.read_parquet(path)["retailer"].unique().to_list() == [name]
+    assert pl.read_parquet(path, hive_partitioning=True)["retailer"].unique().to_list() == [name]
 
 
 def test_chunked_export_writes_the_same_rows_as_one_frame(broad, tmp_path):
