@@ -3,6 +3,9 @@
 Exit codes: 0 on success; 2 with a one-line ``rectransfer: error: ...`` (no traceback) when the
 input or options are bad, a destination is refused, or the environment fails (a full disk, a
 read-only folder, a name too long). Destinations are checked before any data is read.
+
+One module for the console script: the parser, the checks of its options and destinations, and
+the commands that read those options belong together.
 """
 
 from __future__ import annotations
