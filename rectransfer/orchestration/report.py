@@ -51,29 +51,62 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
+# The guard's figures in this order, then any others it reports; labels as in the guard's table.
+_FIGURE_ORDER = ("popularity", "local", "broad", "adapted", "blend")
+_LABELS = {"local": "local-only"}
+
+
+def _figure_columns(outcomes: list[RetailerOutcome]) -> list[str]:
+    """Every figure any retailer's guard reported, so every candidate has a column."""
+    reported = {name for o in outcomes if o.guard for name in o.guard.ndcg}
+    known = [name for name in _FIGURE_ORDER if name in reported]
+    return known + sorted(reported - set(_FIGURE_ORDER))
+
+
 def markdown_report(title: str, outcomes: list[RetailerOutcome]) -> str:
-    """A table with one line per retailer: guard NDCG@10 figures, decision, export, errors."""
+    """A table with one line per retailer: every guard figure (NDCG@10 on validation, the shipped
+    one marked), what ships, the model and the rows; then what was adapted and why, failures and
+    warnings.
+
+    Examples
+    --------
+    >>> print(markdown_report("Nightly", [RetailerOutcome(retailer="a", status="ok", rows=3)]))
+    # Nightly
+    <BLANKLINE>
+    1 of 1 retailers succeeded.
+    <BLANKLINE>
+    | retailer | status | ships | model | rows |
+    |---|---|---|---|---|
+    | a | ok |  |  | 3 |
+    """
     failed = [o for o in outcomes if o.status != "ok"]
     n_warned = sum(1 for o in outcomes if o.warning)
     warned_note = f" {n_warned} with a warning (see below)." if n_warned else ""
+    figures = _figure_columns(outcomes)
+    header = ["retailer", "status", *(_LABELS.get(f, f) for f in figures), "ships", "model", "rows"]
     lines = [
         f"# {title}",
         "",
         f"{len(outcomes) - len(failed)} of {len(outcomes)} retailers succeeded.{warned_note}",
         "",
-        "| retailer | status | popularity | local-only | broad | adapted | ships | model | rows |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
     ]
     for o in outcomes:
         ndcg = o.guard.ndcg if o.guard else {}
-        lines.append(
-            f"| {o.retailer} | {o.status} | {_fmt(ndcg.get('popularity'))} | "
-            f"{_fmt(ndcg.get('local'))} | {_fmt(ndcg.get('broad'))} | {_fmt(ndcg.get('adapted'))} "
-            f"| {o.guard.decision if o.guard else ''} | {o.model_version or ''} | {o.rows} |"
-        )
-    notes = [f"- **{o.retailer}**: {o.reason}" for o in outcomes if o.reason]
-    if notes:
-        lines += ["", "Figures are NDCG@10 on each retailer's validation customers.", "", *notes]
+        shipped = o.guard.decision if o.guard else ""
+        cells = [_fmt(ndcg.get(f)) + (" *" if f == shipped and f in ndcg else "") for f in figures]
+        ships = _LABELS.get(shipped, shipped)
+        row = [o.retailer, o.status, *cells, ships, o.model_version or "", str(o.rows)]
+        lines.append("| " + " | ".join(row) + " |")
+    if figures:
+        lines += ["", "Figures are NDCG@10 on each retailer's validation customers; * ships."]
+    adapted = [f"- **{o.retailer}**: {o.reason}" for o in outcomes if o.reason and o.status == "ok"]
+    if adapted:
+        lines += ["", "## Adapted in this run", "", *adapted]
+    failures = [f"- **{o.retailer}**: {o.reason}" for o in failed]
+    if failures:
+        lines += ["", "## Failed", "", *failures]
     warned = [o for o in outcomes if o.warning]
     if warned:
         lines += ["", "## Warnings", "", "| retailer | warning |", "|---|---|"]

@@ -17,6 +17,8 @@ def adaptation_reason(
     A model is stale when there is none (or it cannot be read), when it was adapted from another
     broad model than ``base``, or when it is older than ``max_age_days``.
     """
+    if not Path(model_dir).exists():
+        return "first run for this retailer: no adapted model yet"
     try:
         current = RecModel.load(model_dir)
     except IncompatibleArtifactError as err:

@@ -39,3 +39,38 @@ def test_one_item_in_stock_is_no_warning() -> None:
     one_left = rt.RetailerData.from_frames(items, shop.interactions, name="open")
     assert stock_warning(one_left) is None
     assert stock_warning(_sold_out(shop)) is not None
+
+
+def test_the_report_has_a_column_for_every_candidate_and_marks_what_ships():
+    from rectransfer.model.config import GuardReport
+    from rectransfer.orchestration.report import RetailerOutcome, markdown_report
+
+    figures = {"popularity": 0.01, "local": 0.2, "broad": 0.25, "adapted": 0.26, "blend": 0.3}
+    guard = GuardReport(
+        validation_customers=50,
+        ndcg=figures,
+        recall=figures,
+        stderr=dict.fromkeys(figures, 0.01),
+        decision="blend",
+        reason="blend beats the others",
+    )
+    first_run = "first run for this retailer: no adapted model yet"
+    outcomes = [
+        RetailerOutcome(retailer="a", status="ok", adapted=True, reason=first_run, guard=guard),
+        RetailerOutcome(retailer="b", status="failed", reason="SchemaError: items: bad"),
+    ]
+    text = markdown_report("Nightly", outcomes)
+    header = next(line for line in text.splitlines() if line.startswith("| retailer"))
+    assert header.split(" | ")[2:7] == ["popularity", "local-only", "broad", "adapted", "blend"]
+    row = next(line for line in text.splitlines() if line.startswith("| a |"))
+    assert "0.3000 *" in row and row.count("*") == 1 and "| blend |" in row
+    adapted, failed = text.split("## Adapted in this run")[1].split("## Failed")
+    assert first_run in adapted and "SchemaError" not in adapted  # a first run is no failure
+    assert "SchemaError: items: bad" in failed and first_run not in failed
+
+
+def test_a_missing_model_reads_as_a_first_run(tmp_path, broad):
+    from rectransfer.orchestration.staleness import adaptation_reason
+
+    reason = adaptation_reason(tmp_path / "no-model-yet", broad, max_age_days=7)
+    assert reason == "first run for this retailer: no adapted model yet"
