@@ -1,1 +1,1 @@
-"""Helpers every layer may use: atomic publishing of files and folders, threads, top-k, versions."""
+"""Helpers every layer may use: publishing, destinations, progress, threads, top-k, versions."""
