@@ -111,3 +111,41 @@ def test_a_retailer_whose_process_segfaults_fails_alone_and_the_others_export_as
     for name in ("alpha", "gamma"):
         assert isolated[name].height == 4 * 25
         assert_frame_equal(isolated[name], before[name])
+
+
+@pytest.mark.slow  # ~1 minute: a Dask cluster whose worker dies four times
+@pytest.mark.usefixtures("prefect_harness")
+def test_on_dask_a_worker_that_dies_fails_its_retailer_and_the_run_ends(
+    broad, tmp_path, monkeypatch
+):
+    """The nanny restarts the dead worker, Dask tries the task on other workers, and after
+    ``distributed.scheduler.allowed-failures`` + 1 deaths it gives up with KilledWorker."""
+    pytest.importorskip("prefect_dask")
+    import dask
+
+    from flows.nightly import NightlyParams, nightly
+
+    crashing = "crashing-shop"  # dask_crash_preload.CRASHING (not imported here: it patches)
+    # What the cluster's nannies hand their workers to import first
+    monkeypatch.setitem(
+        dask.config.config["distributed"]["worker"],
+        "preload",
+        ["tests.orchestration.dask_crash_preload"],
+    )
+    retailers = tmp_path / "retailers"
+    for seed, name in enumerate(["alpha", crashing, "gamma"]):
+        write_shop(make_shop(name, seed=60 + seed, n_users=20), retailers / name)
+    params = NightlyParams(
+        retailers_root=str(retailers),
+        base=str(broad.save(tmp_path / "broad")),
+        models_root=str(tmp_path / "models"),
+        export_root=str(tmp_path / "exports"),
+        k=3,
+        run_date=RUN_DATE,
+        encoder="hashing:64",
+        runner="dask",
+    )
+    state = nightly(params, return_state=True)
+    assert state.is_failed()
+    assert f"1 of 3 retailers failed: {crashing}: KilledWorker" in state.message
+    assert sorted(read_partitions(tmp_path / "exports")) == ["alpha", "gamma"]
