@@ -113,8 +113,10 @@ def run_isolated(work: Callable[..., R], *args: Any, name: str) -> R:
         target=_child, args=(sender, CHILD_HOOK, name, work, args), name=f"rectransfer-{name}"
     )
     try:
-        process.start()
-        sender.close()  # the child holds the only writer: its death ends recv() with EOFError
+        try:
+            process.start()
+        finally:
+            sender.close()  # the child holds the only writer: its death ends recv() with EOFError
         try:
             kind, payload = receiver.recv()
         except EOFError:
