@@ -269,3 +269,66 @@ def test_a_symlink_out_of_a_model_directory_is_refused(broad, tmp_path, name):
     (path / name).symlink_to(outside)
     with pytest.raises(rt.IncompatibleArtifactError, match="is a symbolic link"):
         rt.RecModel.load(path)
+
+
+_FUZZ = r"""
+import json, random, re, sys
+import numpy as np
+import rectransfer as rt
+from rectransfer.model.artifacts import load_model_files
+sys.path.insert(0, sys.argv[3])
+from tests.model.test_artifacts import _edit_ranker
+
+path, rounds = sys.argv[1], int(sys.argv[2])
+rng = random.Random(7)
+original = open(path + "/ranker.txt").read()
+fields = ["left_child", "right_child", "split_feature", "threshold", "leaf_value", "num_leaves",
+          "decision_type", "leaf_count", "shrinkage"]
+pool = ["-1", "0", "1", "-31", "-32", "30", "31", "27", "28", "-2147483648", "nan", "inf",
+        "-inf", "1e308", "", "x", "0.5", "-0.5", "1e-400"]
+seen = {"refused": 0, "scored": 0}
+rows = np.random.default_rng(0).random((500, 28))
+for _ in range(rounds):
+    trees = [m.start() for m in re.finditer(r"(?m)^Tree=", original)]
+    start = rng.choice(trees)
+    field = rng.choice(fields)
+    line = re.compile(rf"(?m)^{field}=(.*)$").search(original, start)
+    tokens = line.group(1).split(" ")
+    what = rng.random()
+    if what < 0.7:
+        tokens[rng.randrange(len(tokens))] = rng.choice(pool + [str(rng.randint(-40, 40))])
+    elif what < 0.85 and len(tokens) > 1:
+        i, j = rng.sample(range(len(tokens)), 2)  # a swap keeps every value in range
+        tokens[i], tokens[j] = tokens[j], tokens[i]
+    else:
+        tokens.pop() if rng.random() < 0.5 else tokens.append(rng.choice(pool))
+    text = original[: line.start(1)] + " ".join(tokens) + original[line.end(1):]
+    open(path + "/ranker.txt", "w").write(original)
+    _edit_ranker(__import__("pathlib").Path(path), lambda _: text)
+    try:
+        booster, _ = load_model_files(path)
+    except rt.IncompatibleArtifactError:
+        seen["refused"] += 1
+        continue
+    booster.predict(rows)
+    seen["scored"] += 1
+print(json.dumps(seen))
+"""
+
+
+def test_randomly_edited_rankers_are_refused_or_scored_and_never_kill_the_process(broad, tmp_path):
+    """300 consistent edits of one value (tree_sizes and checksums recomputed) in a child process:
+    each is refused with IncompatibleArtifactError or loads and scores; the process never dies."""
+    path = broad.save(tmp_path / "model")
+    root = str(Path(__file__).resolve().parents[2])
+    run = subprocess.run(
+        [sys.executable, "-c", _FUZZ, str(path), "300", root],
+        capture_output=True,
+        text=True,
+        timeout=120,  # ~15 s; without the check this run did not end within 300 s
+        env={**os.environ, "PYTHONPATH": str(Path(rt.__file__).parents[1])},
+    )
+    assert run.returncode == 0, (run.returncode, run.stderr[-3000:])
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert seen["refused"] + seen["scored"] == 300
+    assert seen["refused"] > 50 and seen["scored"] > 20  # both kinds of edit were made
