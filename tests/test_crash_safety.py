@@ -548,6 +548,7 @@ def test_io_tasks_retry_with_backoff_on_transient_errors_only_and_compute_never(
         "save_model_task",
         "export_task",
         "export_chunks_task",
+        "isolated_retailer_task",  # a whole retailer, its loading, saving and writing included
     }
     found = {name: t for name, t in vars(tasks).items() if isinstance(t, Task)}
     assert io < set(found)

@@ -32,9 +32,11 @@ if the directory it opened is deleted under it, it starts again on the one now a
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +46,7 @@ from pydantic import ValidationError
 
 from rectransfer.errors import IncompatibleArtifactError
 from rectransfer.model.config import FORMAT_VERSION, ModelConfig, check_features
+from rectransfer.model.ranker_text import check_ranker_text
 from rectransfer.utils import atomic as _atomic
 from rectransfer.utils.atomic import leftovers, publish_directory
 from rectransfer.utils.destinations import check_model_destination
@@ -130,23 +133,13 @@ def _read_files(folder: Path) -> dict[str, bytes]:
                 contents: dict[str, bytes] = {}
                 for name in MODEL_FILES:
                     try:
-                        if fd is None:
-                            contents[name] = (folder / name).read_bytes()
-                        else:
-                            handle = os.open(name, os.O_RDONLY, dir_fd=fd)
-                            with os.fdopen(handle, "rb") as stream:
-                                contents[name] = stream.read()
+                        contents[name] = _read_regular(folder, name, fd)
                     except FileNotFoundError:
                         if fd is not None and _replaced(folder, fd):
                             raise  # a save swapped directories under us: start again
                         raise IncompatibleArtifactError(
                             f"{folder}: model directory is missing {name!r}; it is incomplete "
                             "or not a rectransfer model. Save or train the model again."
-                        ) from None
-                    except IsADirectoryError:
-                        raise IncompatibleArtifactError(
-                            f"{folder / name}: is a directory, not a file. Save or train the "
-                            "model again."
                         ) from None
                 return contents
         except FileNotFoundError:
@@ -155,6 +148,54 @@ def _read_files(folder: Path) -> dict[str, bytes]:
         f"{folder}: the model kept changing while it was read ({_READ_ATTEMPTS} attempts); "
         "try again when no save is running."
     )
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _refuse_unless_regular(path: Path, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    kind = next((what for test, what in _KINDS if test(mode)), "not a regular file")
+    raise IncompatibleArtifactError(
+        f"{path}: is {kind}, not a regular file; a model directory holds only the regular files "
+        "rectransfer wrote. Save or train the model again."
+    )
+
+
+def _read_regular(folder: Path, name: str, fd: int | None) -> bytes:
+    """The bytes of ``folder/name`` if it is a regular file in ``folder``; nothing else is read.
+
+    A FIFO would block the read forever and a device can stream without end; a symbolic link can
+    point anywhere, out of the folder (rectransfer never writes links, so every link is refused:
+    checking where it points would race with a change of the link). The file is checked with
+    ``lstat`` before it is opened and again on the open handle, and opened with ``O_NOFOLLOW`` and
+    ``O_NONBLOCK``, so one swapped in between is neither followed nor waited on.
+    """
+    path = folder / name
+    if fd is None:
+        _refuse_unless_regular(path, os.lstat(path).st_mode)
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        handle = os.open(path, flags)
+    else:
+        _refuse_unless_regular(path, os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+        try:
+            handle = os.open(name, flags, dir_fd=fd)
+        except OSError as err:
+            if err.errno == errno.ELOOP:  # it became a link after the lstat
+                _refuse_unless_regular(path, stat.S_IFLNK)
+            raise
+    with os.fdopen(handle, "rb") as stream:
+        _refuse_unless_regular(path, os.fstat(stream.fileno()).st_mode)
+        return stream.read()
 
 
 def _replaced(folder: Path, fd: int) -> bool:
@@ -179,8 +220,10 @@ def _json(folder: Path, name: str, raw: bytes) -> object:
 def load_model_files(path: str | Path) -> tuple[lgb.Booster, ModelConfig]:
     """Read a model directory written by :func:`save_model_files`; runs no code from the files.
 
-    Raises :class:`IncompatibleArtifactError` when a file is missing, a checksum does not match,
-    the config is not valid, or the model was made by an incompatible version.
+    Raises :class:`IncompatibleArtifactError` when a file is missing or not a regular file (a FIFO,
+    a device, a symbolic link), a checksum does not match, the config is not valid, ``ranker.txt``
+    is not a model rectransfer would write (checked before LightGBM reads it, see
+    :mod:`rectransfer.model.ranker_text`), or the model was made by an incompatible version.
     """
     folder = Path(path)
     files = _read_files(folder)
@@ -205,13 +248,23 @@ def load_model_files(path: str | Path) -> tuple[lgb.Booster, ModelConfig]:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise IncompatibleArtifactError(
-            f"{folder / CONFIG_FILE}: field {where!r}: {first['msg']}. The file is not a valid "
-            "rectransfer model config; save the model again."
+            f"{folder / CONFIG_FILE}: field {where!r}: {first['msg']} (got "
+            f"{repr(first.get('input'))[:80]}). The file is not a valid rectransfer model config; "
+            "save the model again."
         ) from err
     check_features(config)
     try:
-        booster = lgb.Booster(model_str=files[RANKER_FILE].decode("utf-8"))
-    except (lgb.basic.LightGBMError, UnicodeDecodeError) as err:
+        ranker_text = files[RANKER_FILE].decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise IncompatibleArtifactError(
+            f"{folder / RANKER_FILE}: not a LightGBM model (not UTF-8 text: {err}). Restore it or "
+            "save the model again."
+        ) from err
+    # LightGBM trusts its model text (a bad child index crashes the process): check it first.
+    check_ranker_text(ranker_text, config.feature_names, source=folder / RANKER_FILE)
+    try:
+        booster = lgb.Booster(model_str=ranker_text)
+    except lgb.basic.LightGBMError as err:
         raise IncompatibleArtifactError(
             f"{folder / RANKER_FILE}: not a LightGBM model ({err}). Restore it or save the model "
             "again."

@@ -6,11 +6,13 @@ Saved models store no class paths, so these classes may move without breaking sa
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import dataclasses
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rectransfer.errors import IncompatibleArtifactError
+from rectransfer.ranking.candidates import CandidateConfig
 from rectransfer.ranking.features import FEATURE_NAMES
 from rectransfer.text.encoder import Encoder
 from rectransfer.utils.versions import package_version
@@ -27,6 +29,14 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+
+# Bounds on what a config.json may ask for, so that an edited file cannot make serving allocate
+# without end: candidates per signal and customer (the defaults are 30-60; 0 turns a signal off),
+# boosting rounds (training makes hundreds) and the encoder's vector size (MiniLM: 384).
+MAX_CANDIDATES = 10_000
+MAX_ROUNDS = 100_000
+MAX_ENCODER_DIM = 65_536
+CANDIDATE_SIGNALS = tuple(field.name for field in dataclasses.fields(CandidateConfig))
 
 Choice = Literal["adapted", "broad", "local", "blend"]
 CANDIDATES: tuple[Choice, ...] = ("adapted", "broad", "local", "blend")
@@ -80,7 +90,7 @@ class EncoderInfo(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    dim: int
+    dim: Annotated[int, Field(ge=1, le=MAX_ENCODER_DIM)]
     fingerprint: str
     spec: str  # what load_encoder() takes to rebuild it: "default", "hashing:64" or a local path
 
@@ -103,14 +113,25 @@ class ModelConfig(BaseModel):
     base_model_version: str | None = None
     encoder: EncoderInfo
     feature_names: list[str]
-    candidates: dict[str, int]
+    candidates: dict[str, Annotated[int, Field(strict=True, ge=0, le=MAX_CANDIDATES)]]
     params: dict[str, Any]
-    rounds: dict[str, int]
+    rounds: dict[str, Annotated[int, Field(strict=True, ge=0, le=MAX_ROUNDS)]]
     trained_on: list[str]  # retailer names only: no ids or customer data
     guard: GuardReport | None = None
     library_versions: dict[str, str]
     random_state: int = 0
     encoder_tuning: EncoderTuning | None = None  # the per-retailer encoder step, when asked for
+
+    @field_validator("candidates")
+    @classmethod
+    def _every_signal_once(cls, value: dict[str, int]) -> dict[str, int]:
+        if sorted(value) != sorted(CANDIDATE_SIGNALS):
+            raise ValueError(
+                f"the signals must be exactly {list(CANDIDATE_SIGNALS)}, got {list(value)}"
+            )
+        if not any(value.values()):
+            raise ValueError("every signal has 0 candidates, so no customer would get any")
+        return value
 
 
 def check_features(config: ModelConfig) -> None:

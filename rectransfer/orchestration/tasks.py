@@ -32,6 +32,8 @@ from prefect.states import State
 from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import ConfigError, RecTransferError
 from rectransfer.model.recmodel import RecModel
+from rectransfer.orchestration.isolation import run_isolated
+from rectransfer.orchestration.one_retailer import RetailerJob, export_one_retailer
 from rectransfer.orchestration.report import RetailerOutcome, stock_warning
 from rectransfer.orchestration.staleness import adaptation_reason
 from rectransfer.prepared.prepare import PreparedRetailer
@@ -374,3 +376,44 @@ def export_retailers(
             )
         start_more()
     return [outcomes[folder] for folder in folders]
+
+
+# --- isolation: each retailer's whole nightly work in a process of its own ---
+
+
+@task(
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAYS,
+    retry_condition_fn=_transient,
+    cache_policy=NO_CACHE,
+)
+def isolated_retailer_task(job: RetailerJob) -> RetailerOutcome:
+    """One retailer's nightly work in a child process (:func:`export_one_retailer`).
+
+    A crash of the child (a signal, the out-of-memory killer) raises
+    :class:`~rectransfer.orchestration.isolation.ProcessDied` naming the signal; the retailer's
+    own errors come back with their type and message. Retried, as a whole, on transient I/O errors
+    only (the retailer's loading, saving and writing are in it), never after a crash.
+    """
+    return run_isolated(export_one_retailer, job, name=Path(job.folder).name)
+
+
+def export_retailers_isolated(
+    folders: Sequence[Path], job_of: Callable[[Path], RetailerJob]
+) -> list[RetailerOutcome]:
+    """Each retailer in a process of its own, one after the other; one outcome per folder.
+
+    Call it inside a flow. The outcomes are those of :func:`export_retailers` (the same rows are
+    written), and a retailer whose process dies gets a "failed" outcome like any other failure.
+    """
+    outcomes = []
+    for folder in folders:
+        try:
+            outcome = isolated_retailer_task.submit(job_of(folder)).result()
+        except Exception as err:  # one retailer must not stop the others; the error is reported
+            get_run_logger().error("retailer %s failed: %s", folder.name, err)
+            outcome = RetailerOutcome(
+                retailer=folder.name, status="failed", reason=f"{type(err).__name__}: {err}"
+            )
+        outcomes.append(outcome)
+    return outcomes

@@ -226,6 +226,7 @@ def test_a_failing_chunk_fails_its_retailer_only_with_its_own_error(
         k=3,
         run_date=RUN_DATE,
         encoder="hashing:64",
+        isolate_retailers=False,  # the fan-out tasks in this process, where the patch applies
     )
     state = nightly(params, return_state=True)
     assert state.is_failed()
