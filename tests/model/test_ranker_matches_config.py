@@ -12,11 +12,14 @@ from rectransfer.model.artifacts import CHECKSUM_FILE, RANKER_FILE
 
 
 def _ranker_with(n_features: int) -> str:
+    """A real LambdaRank model, as rectransfer trains them, over ``n_features`` features."""
     rng = np.random.default_rng(0)
     x = rng.random((200, n_features))
-    y = (x[:, 0] > 0.5).astype(float)
-    params = {"objective": "regression", "verbose": -1, "num_leaves": 4, "seed": 0}
-    return lgb.train(params, lgb.Dataset(x, y), num_boost_round=3).model_to_string()
+    y = (x[:, 0] > 0.5).astype(int)
+    names = [*rt.FEATURE_NAMES, *(f"extra_{i}" for i in range(n_features))][:n_features]
+    params = {"objective": "lambdarank", "verbose": -1, "num_leaves": 4, "seed": 0}
+    data = lgb.Dataset(x, y, group=[20] * 10, feature_name=names)
+    return lgb.train(params, data, num_boost_round=3).model_to_string()
 
 
 def _replace_ranker(path, text: str) -> None:
@@ -31,7 +34,9 @@ def _replace_ranker(path, text: str) -> None:
 def test_a_ranker_with_another_feature_count_is_refused(broad, tmp_path, n_features):
     path = broad.save(tmp_path / "model")
     _replace_ranker(path, _ranker_with(n_features))
-    expected = f"the ranker has {n_features} features but config.json lists"
+    # refused by the model-text check (max_feature_idx) before LightGBM reads it, and by the
+    # feature-count check after it: either names the features
+    expected = "max_feature_idx|feature_names|features but config.json lists"
     with pytest.raises(rt.IncompatibleArtifactError, match=expected):
         rt.RecModel.load(path)
 

@@ -324,8 +324,9 @@ def test_probe_reports_a_read_only_folder(tmp_path, monkeypatch):
 
 
 @pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.parametrize("isolate", [False, True], ids=["in-process", "isolated"])
 def test_nightly_a_models_folder_of_the_users_fails_that_retailer_only(
-    saved_model, tmp_path, monkeypatch
+    saved_model, tmp_path, monkeypatch, isolate
 ):
     from flows.nightly import NightlyParams, RetailersFailed, nightly
     from rectransfer.orchestration import tasks
@@ -351,10 +352,13 @@ def test_nightly_a_models_folder_of_the_users_fails_that_retailer_only(
         k=3,
         run_date="2026-01-02",
         encoder="hashing:64",
+        isolate_retailers=isolate,
     )
     with pytest.raises(RetailersFailed, match=r"alpha: ConfigError: .*notes\.txt"):
         nightly(params)
     assert _files(squatter) == {"notes.txt": b"keep"}
-    assert adapted == ["beta"]  # refused before adapting, and the other retailer still ran
+    assert (models / "beta" / "config.json").is_file()  # the other retailer still ran
+    if not isolate:  # a child process does not see this process's patch
+        assert adapted == ["beta"]  # refused before adapting
     assert (tmp_path / "exports" / "retailer=beta").is_dir()
     assert not (tmp_path / "exports" / "retailer=alpha").exists()
