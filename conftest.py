@@ -39,3 +39,17 @@ def _doctest_names(request: pytest.FixtureRequest) -> None:
         broad_dir=broad_dir,
         workdir=request.getfixturevalue("tmp_path"),
     )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Doctests come from the package: a helper module under ``tests/`` (a crash hook, a Dask
+    preload that patches the package when imported) is never imported just to look for them."""
+    name = collection_path.name
+    if (
+        collection_path.suffix == ".py"
+        and "tests" in collection_path.relative_to(ROOT).parts
+        and not name.startswith("test_")
+        and name not in ("conftest.py", "__init__.py")
+    ):
+        return True
+    return None

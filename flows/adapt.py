@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from rectransfer.orchestration.report import RetailerOutcome, markdown_report
 from rectransfer.orchestration.tasks import (
@@ -18,20 +18,31 @@ from rectransfer.utils.destinations import check_model_destination
 
 
 class AdaptParams(BaseModel):
+    """The adaptation settings; the flow takes them as flat parameters (see :func:`adapt`)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    base: str  # broad model directory
-    retailer: str  # retailer folder
-    out: str  # adapted model directory to write
-    name: str | None = None  # retailer name (default: the folder's name)
+    base: str
+    retailer: str
+    out: str
+    name: str | None = None
     encoder: str = "default"
     cache_dir: str | None = None
     random_state: int = 0
 
 
 @flow(name="rectransfer-adapt", log_prints=True)
-def adapt(params: AdaptParams) -> RetailerOutcome:
-    """Fine-tune ``params.base`` to ``params.retailer`` and save what the guard ships."""
+def adapt(
+    base: str = Field(..., description="the broad model directory"),
+    retailer: str = Field(..., description="the retailer's folder"),
+    out: str = Field(..., description="the adapted model directory to write"),
+    name: str | None = Field(None, description="retailer name (default: the folder's name)"),
+    encoder: str = Field("default", description="text encoder spec (see docs/CLI.md)"),
+    cache_dir: str | None = Field(None, description="embedding cache folder"),
+    random_state: int = Field(0, description="seed of adaptation"),
+) -> RetailerOutcome:
+    """Fine-tune ``base`` to ``retailer`` and save what the guard ships."""
+    params = AdaptParams(**locals())
     # Before adapting: never the retailer's or the base model's folder, nor a folder of other files.
     check_model_destination(params.out, inputs=[params.retailer, params.base], option="out")
     encoder = encoder_from(params.encoder, params.cache_dir)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from pydantic import BaseModel, ConfigDict, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from rectransfer.data.retailer import retailer_folders
 from rectransfer.errors import RecTransferError
@@ -42,24 +42,24 @@ from rectransfer.text.encoder import Encoder
 
 
 class NightlyParams(BaseModel):
+    """The nightly run's settings; the flow takes them as flat parameters (see :func:`nightly`)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    retailers_root: str  # one sub-folder per retailer (the data contract)
-    base: str  # broad model directory
-    models_root: str  # adapted models live in <models_root>/<retailer>
+    retailers_root: str
+    base: str
+    models_root: str
     export_root: str
-    k: int = 20
-    run_date: str | None = None  # YYYY-MM-DD, default today (UTC)
+    k: PositiveInt = 20
+    run_date: str | None = None
     max_model_age_days: float = 7.0
     encoder: str = "default"
     cache_dir: str | None = None
     random_state: int = 0
-    runner: Runner = "local"  # where the tasks run: this process, or a Dask cluster
-    dask_address: str | None = None  # default $RECTRANSFER_DASK_ADDRESS, else a local cluster
-    chunk_size: PositiveInt = DEFAULT_CHUNK_SIZE  # customers per recommend task
-    parallel_retailers: PositiveInt = 4  # retailers worked on at once on Dask (locally one)
-    # Locally, each retailer in a process of its own, so that its crash (a signal, the
-    # out-of-memory killer) fails that retailer only. False: in this process, in fan-out tasks.
+    runner: Runner = "local"
+    dask_address: str | None = None
+    chunk_size: PositiveInt = DEFAULT_CHUNK_SIZE
+    parallel_retailers: PositiveInt = 4
     isolate_retailers: bool = True
 
 
@@ -68,22 +68,49 @@ class RetailersFailed(RecTransferError):
 
 
 @flow(name="rectransfer-nightly", log_prints=True)
-def nightly(params: NightlyParams) -> list[RetailerOutcome]:
-    """Run every retailer under ``params.retailers_root`` on ``params.runner``; see nightly_run."""
-    return with_runner(nightly_run, params.runner, address=params.dask_address)(params)
+def nightly(
+    retailers_root: str = Field(
+        ..., description="folder with one sub-folder per retailer (the data contract)"
+    ),
+    base: str = Field(..., description="the broad model directory that pretrain wrote"),
+    models_root: str = Field(..., description="adapted models live in <models_root>/<retailer>"),
+    export_root: str = Field(
+        ..., description="export root: retailer=<name>/run_date=<date>/part-0.parquet"
+    ),
+    k: int = Field(20, description="items per customer", gt=0),
+    run_date: str | None = Field(
+        None, description="YYYY-MM-DD of the partition (a backfill); default today"
+    ),
+    max_model_age_days: float = Field(
+        7.0, description="adapt again when a retailer's model is older than this"
+    ),
+    encoder: str = Field("default", description="text encoder spec, as the broad model's"),
+    cache_dir: str | None = Field(None, description="embedding cache folder"),
+    random_state: int = Field(0, description="seed of adaptation"),
+    runner: Runner = Field("local", description="where tasks run: 'local' or 'dask'"),
+    dask_address: str | None = Field(
+        None, description="Dask scheduler; default $RECTRANSFER_DASK_ADDRESS or a local cluster"
+    ),
+    chunk_size: int = Field(DEFAULT_CHUNK_SIZE, description="customers per recommend task", gt=0),
+    parallel_retailers: int = Field(
+        4, description="retailers worked on at once on Dask (locally one)", gt=0
+    ),
+    isolate_retailers: bool = Field(
+        True,
+        description="locally, each retailer in a process of its own: its crash fails it alone",
+    ),
+) -> list[RetailerOutcome]:
+    """Adapt-if-stale and export every retailer under ``retailers_root``; report all in this flow
+    run's markdown artifact, and end failed if any retailer failed."""
+    params = NightlyParams(**locals())
+    outcomes = with_runner(nightly_run, params.runner, address=params.dask_address)(
+        params, report=False
+    )
+    return report_outcomes(outcomes)
 
 
-@flow(name="rectransfer-nightly-run", log_prints=True)
-def nightly_run(params: NightlyParams) -> list[RetailerOutcome]:
-    """Adapt-if-stale and export every retailer; report all, fail if any failed."""
-    folders = retailer_folders(params.retailers_root)
-    check_models_root(params.models_root, params.retailers_root, folders, params.base)
-    encoder = encoder_from(params.encoder, params.cache_dir)
-    base = load_model_task(params.base, encoder)  # a broken broad model fails the run up front
-    if params.runner == "local" and params.isolate_retailers:
-        outcomes = export_retailers_isolated(folders, lambda folder: _job(params, folder))
-    else:
-        outcomes = _fan_out(params, base, encoder, folders)
+def report_outcomes(outcomes: list[RetailerOutcome]) -> list[RetailerOutcome]:
+    """The markdown artifact of the running flow, then fail when any retailer failed."""
     create_markdown_artifact(
         key="rectransfer-nightly", markdown=markdown_report("Nightly recommendations", outcomes)
     )
@@ -94,6 +121,21 @@ def nightly_run(params: NightlyParams) -> list[RetailerOutcome]:
             + "; ".join(f"{o.retailer}: {o.reason}" for o in failed)
         )
     return outcomes
+
+
+@flow(name="rectransfer-nightly-run", log_prints=True)
+def nightly_run(params: NightlyParams, report: bool = True) -> list[RetailerOutcome]:
+    """Adapt-if-stale and export every retailer; with ``report``, write this run's artifact and
+    fail if any retailer failed (:func:`nightly` reports on its own run instead)."""
+    folders = retailer_folders(params.retailers_root)
+    check_models_root(params.models_root, params.retailers_root, folders, params.base)
+    encoder = encoder_from(params.encoder, params.cache_dir)
+    base = load_model_task(params.base, encoder)  # a broken broad model fails the run up front
+    if params.runner == "local" and params.isolate_retailers:
+        outcomes = export_retailers_isolated(folders, lambda folder: _job(params, folder))
+    else:
+        outcomes = _fan_out(params, base, encoder, folders)
+    return report_outcomes(outcomes) if report else outcomes
 
 
 def _job(params: NightlyParams, folder: Path) -> RetailerJob:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from rectransfer.orchestration.tasks import (
     encoder_from,
@@ -18,18 +18,27 @@ from rectransfer.utils.destinations import check_model_destination
 
 
 class PretrainParams(BaseModel):
+    """The pretraining settings; the flow takes them as flat parameters (see :func:`pretrain`)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    sources: list[str]  # retailer folders
-    out: str  # model directory to write
+    sources: list[str]
+    out: str
     encoder: str = "default"
     cache_dir: str | None = None
     random_state: int = 0
 
 
 @flow(name="rectransfer-pretrain", log_prints=True)
-def pretrain(params: PretrainParams) -> str:
-    """Pretrain the broad ranker on ``params.sources`` and save it to ``params.out``."""
+def pretrain(
+    sources: list[str] = Field(..., description="the source retailers' folders"),
+    out: str = Field(..., description="the broad model directory to write"),
+    encoder: str = Field("default", description="text encoder spec (see docs/CLI.md)"),
+    cache_dir: str | None = Field(None, description="embedding cache folder"),
+    random_state: int = Field(0, description="seed of sampling and training"),
+) -> str:
+    """Pretrain the broad ranker on ``sources`` and save it to ``out``."""
+    params = PretrainParams(**locals())
     check_model_destination(params.out, inputs=params.sources, option="out")  # before training
     encoder = encoder_from(params.encoder, params.cache_dir)
     sources = [load_retailer(folder) for folder in params.sources]

@@ -7,9 +7,11 @@ The retailer is prepared once by one task, its customers are recommended for in 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from pydantic import BaseModel, ConfigDict, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from rectransfer.orchestration.report import RetailerOutcome, markdown_report
 from rectransfer.orchestration.runners import Runner, with_runner
@@ -24,24 +26,45 @@ from rectransfer.serving.fanout import DEFAULT_CHUNK_SIZE
 
 
 class RecommendParams(BaseModel):
+    """The export's settings; the flow takes them as flat parameters (see :func:`recommend`)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    model: str  # model directory (adapted or broad)
-    retailer: str  # retailer folder
-    out: str  # export root
-    k: int = 20
-    run_date: str | None = None  # YYYY-MM-DD, default today (UTC)
+    model: str
+    retailer: str
+    out: str
+    k: PositiveInt = 20
+    run_date: str | None = None
     name: str | None = None
     encoder: str = "default"
     cache_dir: str | None = None
-    runner: Runner = "local"  # where the tasks run: this process, or a Dask cluster
-    dask_address: str | None = None  # default $RECTRANSFER_DASK_ADDRESS, else a local cluster
-    chunk_size: PositiveInt = DEFAULT_CHUNK_SIZE  # customers per recommend task
+    runner: Runner = "local"
+    dask_address: str | None = None
+    chunk_size: PositiveInt = DEFAULT_CHUNK_SIZE
 
 
 @flow(name="rectransfer-recommend", log_prints=True)
-def recommend(params: RecommendParams) -> str:
+def recommend(
+    model: str = Field(..., description="the model directory (adapted or broad)"),
+    retailer: str = Field(..., description="the retailer's folder"),
+    out: str = Field(
+        ..., description="export root: retailer=<name>/run_date=<date>/part-0.parquet"
+    ),
+    k: int = Field(20, description="items per customer", gt=0),
+    run_date: str | None = Field(
+        None, description="YYYY-MM-DD of the partition; default today (UTC)"
+    ),
+    name: str | None = Field(None, description="retailer name (default: the folder's name)"),
+    encoder: str = Field("default", description="text encoder spec (see docs/CLI.md)"),
+    cache_dir: str | None = Field(None, description="embedding cache folder"),
+    runner: Runner = Field("local", description="where tasks run: 'local' or 'dask'"),
+    dask_address: str | None = Field(
+        None, description="Dask scheduler; default $RECTRANSFER_DASK_ADDRESS or a local cluster"
+    ),
+    chunk_size: int = Field(DEFAULT_CHUNK_SIZE, description="customers per recommend task", gt=0),
+) -> str:
     """Recommend for every customer of the retailer, write the Parquet partition and report it."""
+    params = RecommendParams(**locals())
     outcome = with_runner(recommend_run, params.runner, address=params.dask_address)(params)
     create_markdown_artifact(
         key="rectransfer-recommend",
@@ -56,7 +79,8 @@ def recommend_run(params: RecommendParams) -> RetailerOutcome:
     """The work of :func:`recommend` on the flow's own task runner."""
     encoder = encoder_from(params.encoder, params.cache_dir)
     ready = load_ready_task.submit(params.model, params.retailer, params.name, encoder)
-    plan = result_or_cause(submit_plan(ready, chunk_size=params.chunk_size), [ready])
+    planned = submit_plan(ready, chunk_size=params.chunk_size, retailer=Path(params.retailer).name)
+    plan = result_or_cause(planned, [ready])
     write, chunks = submit_export(
         ready,
         plan,

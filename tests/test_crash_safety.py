@@ -504,7 +504,7 @@ def test_nightly_with_one_corrupt_retailer_exports_the_others_reports_it_and_fai
 
     def run_nightly() -> str:
         with pytest.raises(rt.RecTransferError) as failed:
-            module.nightly.fn(params)
+            module.nightly.fn(**params.model_dump())
         return str(failed.value)
 
     message = run_nightly()

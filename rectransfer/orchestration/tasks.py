@@ -17,6 +17,7 @@ task.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -62,6 +63,27 @@ def _transient(task: object, task_run: object, state: State) -> bool:
     except Exception:
         return False
     return False
+
+
+def _run_name(prefix: str) -> Callable[[], str]:
+    """A task-run name that says which retailer it works on (``adapt-or-load-trailhead``)."""
+
+    def name() -> str:
+        from prefect.runtime import task_run
+
+        # Only plain parameters: a task's upstream results may not exist yet when it is named.
+        parameters = task_run.parameters
+        job = parameters.get("job")
+        if parameters.get("retailer"):
+            retailer = str(parameters["retailer"])
+        elif isinstance(job, RetailerJob):
+            retailer = Path(job.folder).name
+        else:
+            retailer = Path(str(parameters.get("folder", ""))).name or "retailer"
+        chunk = parameters.get("chunk")
+        return f"{prefix}-{retailer}" + (f"-{chunk}" if chunk is not None else "")
+
+    return name
 
 
 io_task = task(
@@ -159,7 +181,7 @@ def _ready(model: RecModel, data: RetailerData, adapted_reason: str | None) -> R
     return ReadyRetailer(model, prepared, adapted_reason)
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, task_run_name=_run_name("adapt-or-load"))
 def adapt_or_load_task(
     folder: str | Path,
     base: RecModel,
@@ -209,7 +231,7 @@ def check_models_root(
         )
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, task_run_name=_run_name("load"))
 def load_ready_task(
     model_path: str | Path, folder: str | Path, name: str | None, encoder: Encoder
 ) -> ReadyRetailer:
@@ -220,9 +242,10 @@ def load_ready_task(
     return _ready(model, data, None)
 
 
-@task(cache_policy=NO_CACHE)
-def plan_task(ready: ReadyRetailer, chunk_size: int) -> RetailerPlan:
-    """The retailer's outcome so far and how many customer chunks it makes."""
+@task(cache_policy=NO_CACHE, task_run_name=_run_name("plan"))
+def plan_task(ready: ReadyRetailer, chunk_size: int, retailer: str = "") -> RetailerPlan:
+    """The retailer's outcome so far and how many customer chunks it makes (``retailer``: its
+    folder's name, for the task run's name only)."""
     model, retailer, version = ready.model, ready.prepared.name, ready.model.model_version
     outcome = RetailerOutcome(
         retailer=retailer,
@@ -237,12 +260,15 @@ def plan_task(ready: ReadyRetailer, chunk_size: int) -> RetailerPlan:
     return RetailerPlan(retailer, version, chunks, outcome)
 
 
-@task(cache_policy=NO_CACHE)
-def recommend_chunk_task(ready: ReadyRetailer, chunk: int, chunk_size: int, k: int) -> pl.DataFrame:
+@task(cache_policy=NO_CACHE, task_run_name=_run_name("recommend"))
+def recommend_chunk_task(
+    ready: ReadyRetailer, chunk: int, chunk_size: int, k: int, retailer: str = ""
+) -> pl.DataFrame:
     """The recommendations of the ``chunk``-th customer chunk (see
-    :mod:`rectransfer.serving.fanout`)."""
+    :mod:`rectransfer.serving.fanout`), scored on this worker's share of the cores (``retailer``
+    names the task run only)."""
     rows = customer_chunks(ready.prepared, chunk_size=chunk_size)[chunk]
-    return recommend_chunk(ready.model, ready.prepared, rows, k=k)
+    return recommend_chunk(ready.model, ready.prepared, rows, k=k, threads=worker_threads())
 
 
 @task(
@@ -250,6 +276,7 @@ def recommend_chunk_task(ready: ReadyRetailer, chunk: int, chunk_size: int, k: i
     retry_delay_seconds=IO_RETRY_DELAYS,
     retry_condition_fn=_transient,
     cache_policy=NO_CACHE,
+    task_run_name=_run_name("write"),
 )
 def export_chunks_task(
     chunks: list[pl.DataFrame],
@@ -271,10 +298,10 @@ def export_chunks_task(
 
 
 def submit_plan(
-    ready: PrefectFuture[ReadyRetailer], *, chunk_size: int
+    ready: PrefectFuture[ReadyRetailer], *, chunk_size: int, retailer: str = ""
 ) -> PrefectFuture[RetailerPlan]:
     """Submit the (small) plan of a retailer being made ready."""
-    return plan_task.submit(ready, chunk_size)  # type: ignore[call-overload]
+    return plan_task.submit(ready, chunk_size, retailer)  # type: ignore[call-overload]
 
 
 def submit_export(
@@ -291,7 +318,7 @@ def submit_export(
     Returns the write's future and the chunks' (for :func:`result_or_cause`).
     """
     chunks = [
-        recommend_chunk_task.submit(ready, i, chunk_size, k)  # type: ignore[call-overload]
+        recommend_chunk_task.submit(ready, i, chunk_size, k, plan.retailer)  # type: ignore[call-overload]
         for i in range(plan.chunks)
     ]
     write = export_chunks_task.submit(chunks, root, plan.retailer, run_date, plan.model_version)
@@ -345,12 +372,15 @@ def export_retailers(
     waiting = deque(folders)
     running: dict[PrefectFuture[Any], _Running] = {}
     outcomes: dict[Path, RetailerOutcome] = {}
+    started: dict[Path, float] = {}
 
     def start_more() -> None:
         while waiting and len(running) < in_flight:
             folder = waiting.popleft()
+            started[folder] = time.perf_counter()
             ready = make_ready(folder)
-            running[submit_plan(ready, chunk_size=chunk_size)] = _Running(folder, None, [ready])
+            planned = submit_plan(ready, chunk_size=chunk_size, retailer=folder.name)
+            running[planned] = _Running(folder, None, [ready])
 
     start_more()
     while running:
@@ -369,11 +399,12 @@ def export_retailers(
                 outcomes[folder] = plan.outcome.model_copy(
                     update={"export": written.path, "rows": written.rows}
                 )
+                log_outcome(outcomes[folder], time.perf_counter() - started[folder])
         except Exception as err:  # one retailer must not stop the others; the error is reported
-            get_run_logger().error("retailer %s failed: %s", folder.name, err)
             outcomes[folder] = RetailerOutcome(
                 retailer=folder.name, status="failed", reason=f"{type(err).__name__}: {err}"
             )
+            log_outcome(outcomes[folder], time.perf_counter() - started[folder])
         start_more()
     return [outcomes[folder] for folder in folders]
 
@@ -386,6 +417,7 @@ def export_retailers(
     retry_delay_seconds=IO_RETRY_DELAYS,
     retry_condition_fn=_transient,
     cache_policy=NO_CACHE,
+    task_run_name=_run_name("nightly"),
 )
 def isolated_retailer_task(job: RetailerJob) -> RetailerOutcome:
     """One retailer's nightly work in a child process (:func:`export_one_retailer`).
@@ -408,12 +440,46 @@ def export_retailers_isolated(
     """
     outcomes = []
     for folder in folders:
+        started = time.perf_counter()
         try:
             outcome = isolated_retailer_task.submit(job_of(folder)).result()
         except Exception as err:  # one retailer must not stop the others; the error is reported
-            get_run_logger().error("retailer %s failed: %s", folder.name, err)
             outcome = RetailerOutcome(
                 retailer=folder.name, status="failed", reason=f"{type(err).__name__}: {err}"
             )
+        log_outcome(outcome, time.perf_counter() - started)
         outcomes.append(outcome)
     return outcomes
+
+
+def log_outcome(outcome: RetailerOutcome, seconds: float) -> None:
+    """One line per retailer in the flow's log: what shipped, the rows, the time; or the error."""
+    logger = get_run_logger()
+    if outcome.status != "ok":
+        logger.error("%s failed after %.0f s: %s", outcome.retailer, seconds, outcome.reason)
+        return
+    ships = outcome.guard.decision if outcome.guard else "model as saved"
+    adapted = "adapted" if outcome.adapted else "reused its model"
+    logger.info(
+        "%s: %s rows, %s, ships %s (%s), %.0f s",
+        outcome.retailer,
+        f"{outcome.rows:,}",
+        adapted,
+        ships,
+        outcome.model_version,
+        seconds,
+    )
+
+
+def worker_threads() -> int | None:
+    """Scoring threads for this task: on a Dask worker, the worker's own thread count (several
+    worker processes on one machine each take their share, not every core); elsewhere None (the
+    scoring default: the cores available, at most four)."""
+    try:
+        from distributed import get_worker
+    except ImportError:  # no Dask installed: never on a worker
+        return None
+    try:
+        return max(1, int(get_worker().state.nthreads))
+    except (ValueError, AttributeError):  # not inside a worker
+        return None

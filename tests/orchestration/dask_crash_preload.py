@@ -16,10 +16,10 @@ CRASHING = "crashing-shop"
 _real = fanout.recommend_chunk
 
 
-def _recommend_chunk(model, prepared, rows, *, k):  # type: ignore[no-untyped-def]
+def _recommend_chunk(model, prepared, rows, *, k, **options):  # type: ignore[no-untyped-def]
     if prepared.name == CRASHING:
         os.kill(os.getpid(), signal.SIGSEGV)
-    return _real(model, prepared, rows, k=k)
+    return _real(model, prepared, rows, k=k, **options)
 
 
 fanout.recommend_chunk = _recommend_chunk

@@ -130,7 +130,7 @@ def test_a_chunked_export_equals_the_unchunked_export_row_for_row(shop, base_dir
     folder = write_shop(shop, tmp_path / "shops" / "delta")
     paths = {
         size: recommend(
-            RecommendParams(
+            **RecommendParams(
                 model=str(base_dir),
                 retailer=str(folder),
                 out=str(tmp_path / f"exports-{size}"),
@@ -138,7 +138,7 @@ def test_a_chunked_export_equals_the_unchunked_export_row_for_row(shop, base_dir
                 run_date=RUN_DATE,
                 encoder="hashing:64",
                 chunk_size=size,
-            )
+            ).model_dump()
         )
         for size in (4, 1_000_000)
     }
@@ -152,9 +152,9 @@ def test_a_chunked_export_equals_the_unchunked_export_row_for_row(shop, base_dir
     (broken / "interactions.parquet").write_bytes(b"nor this")
     with pytest.raises(rt.SchemaError, match=r"items\.parquet"):  # its own error, not "upstream"
         recommend(
-            RecommendParams(
+            **RecommendParams(
                 model=str(base_dir), retailer=str(broken), out=str(tmp_path), encoder="hashing:64"
-            )
+            ).model_dump()
         )
 
 
@@ -185,7 +185,7 @@ def test_nightly_on_a_two_worker_dask_cluster_equals_the_local_run(tmp_path, bas
             chunk_size=10,  # ~6 chunks per retailer: its ranker block, text block, popular slices
             parallel_retailers=3,
         )
-        state = nightly(params, return_state=True)
+        state = nightly(**params.model_dump(), return_state=True)
         assert state.is_failed()  # the broken retailer, reported; the others are written
         return str(state.message), read_partitions(tmp_path / runner / "exports")
 
@@ -208,10 +208,10 @@ def test_a_failing_chunk_fails_its_retailer_only_with_its_own_error(
     from flows.nightly import NightlyParams, nightly
     from rectransfer.orchestration import tasks
 
-    def recommend_chunk(model, prepared, rows, *, k):
+    def recommend_chunk(model, prepared, rows, *, k, **options):
         if prepared.name == "beta":
             raise RuntimeError("worker ran out of memory")
-        return real(model, prepared, rows, k=k)
+        return real(model, prepared, rows, k=k, **options)
 
     real = tasks.recommend_chunk
     monkeypatch.setattr(tasks, "recommend_chunk", recommend_chunk)
@@ -228,7 +228,24 @@ def test_a_failing_chunk_fails_its_retailer_only_with_its_own_error(
         encoder="hashing:64",
         isolate_retailers=False,  # the fan-out tasks in this process, where the patch applies
     )
-    state = nightly(params, return_state=True)
+    state = nightly(**params.model_dump(), return_state=True)
     assert state.is_failed()
     assert "1 of 2 retailers failed: beta: RuntimeError: worker ran out of memory" in state.message
     assert sorted(read_partitions(tmp_path / "exports")) == ["alpha"]
+
+
+def test_scoring_threads_are_the_worker_s_share_of_the_cores():
+    from distributed import Client, LocalCluster
+
+    from rectransfer.orchestration.tasks import worker_threads
+
+    assert worker_threads() is None  # not on a worker: the scoring default applies
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as c,
+        Client(c) as client,
+    ):
+        assert (
+            client.gather(client.map(lambda _: worker_threads(), range(4), pure=False)) == [1] * 4
+        )

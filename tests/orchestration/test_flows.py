@@ -26,9 +26,9 @@ def test_pretrain_then_nightly_then_nightly_reuses_fresh_models(workspace):
 
     root, sources = workspace
     base = pretrain(
-        PretrainParams(
+        **PretrainParams(
             sources=[str(s) for s in sources], out=str(root / "broad"), encoder="hashing"
-        )
+        ).model_dump()
     )
     assert (root / "broad" / "config.json").is_file() and base.endswith("broad")
 
@@ -41,7 +41,7 @@ def test_pretrain_then_nightly_then_nightly_reuses_fresh_models(workspace):
         run_date="2026-11-23",
         encoder="hashing",
     )
-    outcomes = nightly(params)
+    outcomes = nightly(**params.model_dump())
     assert [o.retailer for o in outcomes] == ["alpha", "beta"]
     assert all(o.status == "ok" and o.adapted for o in outcomes)
     assert all(o.guard is not None for o in outcomes)
@@ -49,7 +49,7 @@ def test_pretrain_then_nightly_then_nightly_reuses_fresh_models(workspace):
         frame = pl.read_parquet(o.export)
         assert frame.height == o.rows and frame["rank"].max() == 5
 
-    again = nightly(params)
+    again = nightly(**params.model_dump())
     assert [o.adapted for o in again] == [False, False]  # fresh models are reused
     assert [o.model_version for o in again] == [o.model_version for o in outcomes]
     # the rerun replaced the partition instead of adding rows
@@ -62,9 +62,9 @@ def test_one_broken_retailer_does_not_stop_the_others(workspace, tmp_path):
 
     _, sources = workspace
     pretrain(
-        PretrainParams(
+        **PretrainParams(
             sources=[str(s) for s in sources], out=str(tmp_path / "broad"), encoder="hashing"
-        )
+        ).model_dump()
     )
     retailers = tmp_path / "retailers"
     write_shop(make_shop("good", seed=31, n_users=40), retailers / "good")
@@ -82,7 +82,7 @@ def test_one_broken_retailer_does_not_stop_the_others(workspace, tmp_path):
         run_date="2026-11-23",
         encoder="hashing",
     )
-    state = nightly(params, return_state=True)
+    state = nightly(**params.model_dump(), return_state=True)
     assert state.is_failed()
     assert "1 of 2 retailers failed" in state.message or "broken" in str(state.message)
     good = tmp_path / "exports" / "retailer=good" / "run_date=2026-11-23" / "part-0.parquet"
@@ -97,28 +97,28 @@ def test_adapt_and_recommend_flows(workspace, tmp_path):
 
     root, sources = workspace
     pretrain(
-        PretrainParams(
+        **PretrainParams(
             sources=[str(s) for s in sources], out=str(tmp_path / "broad"), encoder="hashing"
-        )
+        ).model_dump()
     )
     outcome = adapt(
-        AdaptParams(
+        **AdaptParams(
             base=str(tmp_path / "broad"),
             retailer=str(root / "retailers" / "alpha"),
             out=str(tmp_path / "alpha"),
             encoder="hashing",
-        )
+        ).model_dump()
     )
     assert outcome.guard is not None and outcome.guard.decision in {"adapted", "broad", "local"}
     path = recommend(
-        RecommendParams(
+        **RecommendParams(
             model=str(tmp_path / "alpha"),
             retailer=str(root / "retailers" / "alpha"),
             out=str(tmp_path / "exports"),
             k=2,
             run_date="2026-11-23",
             encoder="hashing",
-        )
+        ).model_dump()
     )
     assert pl.read_parquet(path)["rank"].max() == 2
 

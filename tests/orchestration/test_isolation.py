@@ -91,7 +91,7 @@ def test_a_retailer_whose_process_segfaults_fails_alone_and_the_others_export_as
             isolate_retailers=isolate,
         )
 
-    state = module.nightly(params("isolated", isolate=True), return_state=True)
+    state = module.nightly(**params("isolated", isolate=True).model_dump(), return_state=True)
     assert state.is_failed()  # the run ends failed, after the report
     assert state.message.startswith(
         "Flow run encountered an exception: RetailersFailed: 1 of 3 retailers failed: beta: "
@@ -105,7 +105,7 @@ def test_a_retailer_whose_process_segfaults_fails_alone_and_the_others_export_as
 
     # The same night in this process, as before isolation (the hook acts only in a child):
     # the healthy retailers' partitions are the same, row for row.
-    in_process = module.nightly(params("in-process", isolate=False))
+    in_process = module.nightly(**params("in-process", isolate=False).model_dump())
     assert [o.status for o in in_process] == ["ok", "ok", "ok"]
     before = read_partitions(tmp_path / "in-process" / "exports")
     for name in ("alpha", "gamma"):
@@ -145,7 +145,7 @@ def test_on_dask_a_worker_that_dies_fails_its_retailer_and_the_run_ends(
         encoder="hashing:64",
         runner="dask",
     )
-    state = nightly(params, return_state=True)
+    state = nightly(**params.model_dump(), return_state=True)
     assert state.is_failed()
     assert f"1 of 3 retailers failed: {crashing}: KilledWorker" in state.message
     assert sorted(read_partitions(tmp_path / "exports")) == ["alpha", "gamma"]

@@ -28,5 +28,5 @@ def test_the_recommend_flow_refuses_the_name_before_scoring(broad, tmp_path, mon
         encoder="hashing:64",
     )
     with pytest.raises(rt.ConfigError, match="cannot name a partition folder"):
-        recommend(params)
+        recommend(**params.model_dump())
     assert planned == [] and not (tmp_path / "exports").exists()

@@ -243,18 +243,22 @@ def test_recommend_deployment_runs_on_a_process_worker(deployed):
     project, _ = deployed
     tmp = project.tmp
     params = {
-        "params": {
-            "model": str(tmp / "model"),
-            "retailer": str(RETAILER),
-            "out": str(tmp / "exports"),
-            "k": K,
-            "run_date": RUN_DATE,
-            "encoder": "hashing",
-            "cache_dir": str(tmp / "cache"),
-        }
+        "model": str(tmp / "model"),
+        "retailer": str(RETAILER),
+        "out": str(tmp / "exports"),
+        "k": K,
+        "encoder": "hashing",
+        "cache_dir": str(tmp / "cache"),
     }
+    # flat parameters: one of them (a backfill's date) can be given on its own
     output = project.run(
-        "deployment", "run", "rectransfer-recommend/recommend", "--params", json.dumps(params)
+        "deployment",
+        "run",
+        "rectransfer-recommend/recommend",
+        "--params",
+        json.dumps(params),
+        "--param",
+        f"run_date={RUN_DATE}",
     )
     match = re.search(r"UUID: ([0-9a-f-]{36})", output)
     assert match, output

@@ -355,7 +355,7 @@ def test_nightly_a_models_folder_of_the_users_fails_that_retailer_only(
         isolate_retailers=isolate,
     )
     with pytest.raises(RetailersFailed, match=r"alpha: ConfigError: .*notes\.txt"):
-        nightly(params)
+        nightly(**params.model_dump())
     assert _files(squatter) == {"notes.txt": b"keep"}
     assert (models / "beta" / "config.json").is_file()  # the other retailer still ran
     if not isolate:  # a child process does not see this process's patch
