@@ -140,18 +140,22 @@ def source_part(
         max_negatives=MAX_TRAINING_NEGATIVES,
         random_state=random_state + index,
     )
-    n_queries = rows.n_queries
-    rows = rows.positives_only()
+    # The sample is drawn from every list, as one-process pretraining splits them (its training
+    # keeps only lists with their label among the candidates): when the sample holds all of a
+    # source's lists, the rounds chosen on it are exactly one-process pretraining's.
     keep = np.arange(rows.n_groups)
     if rows.n_groups > sample_lists:
         rng = np.random.default_rng(random_state + index)
         keep = np.sort(rng.choice(rows.n_groups, size=sample_lists, replace=False))
+    sample = rows.subset_groups(keep)
+    n_queries = rows.n_queries
+    rows = rows.positives_only()
     return SourcePart(
         name=data.name,
         features=np.ascontiguousarray(rows.rows.features, dtype=np.float32),
         label=rows.rows.label.astype(np.int8, copy=False),
         group_sizes=rows.group_sizes().astype(np.int64),
-        sample=rows.subset_groups(keep),
+        sample=sample,
         n_lists=rows.n_groups,
         n_queries=n_queries,
     )
@@ -186,15 +190,16 @@ def pretrain_on_dask(
 
     **How many rounds.** LightGBM's Dask interface has no early stopping, so the rounds are chosen
     before the distributed run. With ``rounds=None`` (the default) they come from a one-process
-    run on a sample: up to ``sample_lists`` training lists, drawn evenly from the sources (seeded),
-    are split by customer as in one-process pretraining (10% held out) and trained with early
-    stopping (``max_rounds``, ``early_stopping_rounds``, and, below 150 held-out lists, the same
-    fixed share of ``max_rounds``); the distributed run then trains that many rounds on all the
-    rows. This keeps pretraining's own rule for rounds at a bounded cost (the sample's size does
-    not grow with the sources), rather than a fixed count that suits one source mix and not
-    another. A sample has less data than the whole, and more data usually carries more rounds, so
-    the choice leans short; pass ``rounds`` to train exactly that many instead (e.g. the rounds a
-    one-process model recorded in its ``config.rounds["broad"]``).
+    run on a sample: up to ``sample_lists`` lists, drawn evenly from the sources (seeded), are split
+    by customer as in one-process pretraining (10% held out) and trained with early stopping
+    (``max_rounds``, ``early_stopping_rounds``, and, below 150 held-out lists, the same fixed share
+    of ``max_rounds``); the distributed run then trains that many rounds on all the rows. This
+    keeps pretraining's own rule for rounds at a bounded cost (the sample, ~10 MB per 1,000 lists,
+    does not grow with the sources), rather than a fixed count that suits one source mix and not
+    another; while the sample holds every list, the rounds are exactly one-process pretraining's.
+    A sample has less data than the whole, and more data usually carries more rounds, so beyond
+    that the choice leans short; pass ``rounds`` to train exactly that many instead (e.g. the
+    rounds a one-process model recorded in its ``config.rounds["broad"]``).
 
     Unlike one-process pretraining, no customers are held out of the distributed run (rounds are
     already chosen), so it trains on all the sampled lists.
@@ -270,10 +275,9 @@ def pretrain_on_dask(
             max_customers_per_retailer=max_customers_per_retailer,
             random_state=random_state,
             sample_lists=per_source,
-            key=f"rectransfer-source-rows-{i}-{name}",
-            pure=False,
+            pure=False,  # a new key each run: never another run's rows (other encoder, seed)
         )
-        for i, (name, source) in enumerate(ordered)
+        for i, (_, source) in enumerate(ordered)
     ]
     summaries = client.gather([client.submit(_summary, part, pure=False) for part in parts])
     n_lists = sum(s[2] for s in summaries)
