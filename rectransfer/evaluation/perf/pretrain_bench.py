@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from rectransfer.errors import ConfigError
 from rectransfer.evaluation.perf._measure import GIB, Timer
 from rectransfer.ranking.ranker import BROAD_ROUNDS
 
@@ -66,7 +67,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         return pretrain_dask.run(args)
     if not args.sources:
-        raise SystemExit("bench pretrain needs --sources DIR ... (or --runner dask --generate N)")
+        raise ConfigError(
+            "bench pretrain needs --sources DIR ... (or --runner dask with --generate N)."
+        )
     with tempfile.TemporaryDirectory(prefix="rectransfer-bench-") as work:
         cache = args.cache_dir or Path(work) / "cache"
         command = [sys.executable, "-m", "rectransfer.cli", "pretrain"]

@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from rectransfer.errors import ConfigError
 from rectransfer.evaluation.perf._measure import GIB, Timer, peak_rss_gb, run_fresh
 
 MODULE = "rectransfer.evaluation.perf.pretrain_dask"
@@ -52,7 +53,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ],
             )["sources"]
         if not sources:
-            raise SystemExit("bench pretrain --runner dask needs --sources DIR ... or --generate N")
+            raise ConfigError(
+                "bench pretrain --runner dask needs --sources DIR ... or --generate N."
+            )
         common = ["--encoder", args.encoder, "--max-customers", str(args.max_customers)]
         common += ["--max-rounds", str(args.max_rounds), "--seed", str(args.seed)]
         one = run_fresh(
