@@ -78,7 +78,8 @@ class SourcePart:
 
     ``features``, ``label`` and ``group_sizes`` are the partition LightGBM trains on (only lists
     whose next item is among their candidates; whole lists, in order); ``sample`` is a seeded
-    subsample of those lists, with their customer keys, for choosing the number of rounds.
+    subsample of all its lists (labelled or not, as one-process pretraining splits them), with
+    their customer keys, for choosing the number of rounds.
     """
 
     name: str
