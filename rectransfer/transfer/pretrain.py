@@ -108,14 +108,6 @@ def pretrain(
         raise ConfigError(
             f"early_stopping_rounds must be a positive integer, got {early_stopping_rounds!r}."
         )
-    # Refused before anything is loaded or encoded when the caps alone say it cannot fit, and
-    # again with the sources' real customer counts once they are loaded.
-    check_fits_one_process(
-        [s.n_users if isinstance(s, RetailerData) else None for s in sources],
-        max_customers_per_retailer=max_customers_per_retailer,
-        cuts=cuts,
-        max_negatives=MAX_TRAINING_NEGATIVES,
-    )
     encoder = encoder if encoder is not None else load_encoder()
     candidates = candidates or CandidateConfig()
     datasets = []
@@ -132,6 +124,7 @@ def pretrain(
     # in, so the same sources always give the same model.
     datasets.sort(key=lambda d: d.name)
     names = sorted(names)
+    # With the sources' customer counts, before anything is encoded or a row built.
     check_fits_one_process(
         [d.n_users for d in datasets],
         max_customers_per_retailer=max_customers_per_retailer,

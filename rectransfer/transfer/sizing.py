@@ -14,11 +14,12 @@ from rectransfer.errors import ConfigError
 from rectransfer.ranking.features import FEATURE_NAMES
 
 BYTES_PER_VALUE = 4  # float32 features
-# The largest training matrix one process builds: about 45 sources at the default 8,000 customers
-# each (~95 MB each). The process peaks at roughly three times the matrix (the matrix, the
-# train / early-stopping split's copy, LightGBM's bins), so this keeps one-process pretraining
-# around 12 GB; past it the Dask runner spreads the rows over workers.
-MAX_ONE_PROCESS_TRAINING_BYTES = 4_000_000_000
+# The largest training matrix one process builds: about 16 sources at the default 8,000 customers
+# each (~95 MB each). The process peaks at about five times the matrix (every source's tables and
+# prepared data stay loaded, and the train / early-stopping split and LightGBM's bins copy the
+# rows): 2.87 GB for 6 generated sources, 5.29 GB for 12 (docs/SCALING.md). So this keeps
+# one-process pretraining near 8 GB; past it the Dask runner spreads the sources over workers.
+MAX_ONE_PROCESS_TRAINING_BYTES = 1_500_000_000
 
 
 def training_lists_bound(

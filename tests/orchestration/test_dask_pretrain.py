@@ -11,17 +11,23 @@ import numpy as np
 import pytest
 
 import rectransfer as rt
-from rectransfer.metrics import ndcg_gains, ndcg_stderr, target_ranks
+from rectransfer.metrics import ndcg_gains, target_ranks
 from rectransfer.prepared.prepare import prepare
 from rectransfer.ranking.candidates import CandidateConfig
 from rectransfer.ranking.features import FEATURE_NAMES
-from rectransfer.ranking.ranker import BROAD_PARAMS, predict
+from rectransfer.ranking.ranker import BROAD_PARAMS, MIN_EARLY_STOPPING_GROUPS, predict
 from rectransfer.ranking.training_data import LabelledRows, labelled_rows
 from rectransfer.transfer import sizing
-from rectransfer.transfer.pretrain import MAX_TRAINING_NEGATIVES
+from rectransfer.transfer.guard import paired_stderr
+from rectransfer.transfer.pretrain import (
+    EARLY_STOPPING_SHARE,
+    MAX_TRAINING_NEGATIVES,
+    split_by_customer,
+)
 from tests.conftest import import_extra, make_shop, write_shop
 
-MAX_ROUNDS = 120  # small sources: fixed rounds (a share of this) on both runners
+MAX_ROUNDS = 120
+USERS = 300  # per source: enough held-out lists (>= 150) for early stopping to choose the rounds
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +35,7 @@ def source_folders(tmp_path_factory) -> list[Path]:
     root = tmp_path_factory.mktemp("dask-sources")
     # listed out of name order on purpose: both runners must sort them the same way
     return [
-        write_shop(make_shop(f"src{i}", seed=10 + i, n_users=150), root / f"src{i}")
+        write_shop(make_shop(f"src{i}", seed=10 + i, n_users=USERS), root / f"src{i}")
         for i in (2, 0, 1)
     ]
 
@@ -81,18 +87,24 @@ def one_process_on_the_same_rows(source_folders, models, encoder) -> lgb.Booster
         )
         for i, folder in enumerate(sorted(source_folders, key=lambda f: f.name))
     ]
-    rows = LabelledRows.concat(parts).positives_only()
+    every_list = LabelledRows.concat(parts)
+    _, held_out = split_by_customer(every_list, test_size=EARLY_STOPPING_SHARE, random_state=3)
+    assert held_out.positives_only().n_groups >= MIN_EARLY_STOPPING_GROUPS  # rounds were chosen
+    rows = every_list.positives_only()
     data = lgb.Dataset(rows.rows.features, rows.rows.label, group=rows.group_sizes())
     return lgb.train({**BROAD_PARAMS, "seed": 3}, data, num_boost_round=rounds)
 
 
-def test_the_dask_model_has_the_one_process_models_contract(models, tmp_path, encoder):
+def test_the_dask_model_has_the_one_process_models_contract(
+    models, one_process_on_the_same_rows, tmp_path, encoder
+):
     local, on_dask = models
     assert on_dask.kind == "broad"
     assert on_dask.config.trained_on == local.config.trained_on == ["src0", "src1", "src2"]
     assert on_dask.config.feature_names == list(FEATURE_NAMES)
     assert on_dask.booster.feature_name() == list(FEATURE_NAMES)
-    # below 150 held-out lists both take the same fixed share of max_rounds
+    # the rounds sample holds every list: the same split by customer (name order, keys, seeds)
+    # and the same early stopping as one process, so the same rounds
     assert on_dask.config.rounds == local.config.rounds
     assert on_dask.booster.current_iteration() == on_dask.config.rounds["broad"]
     assert on_dask.config.params["trained_with"] == "lightgbm.dask.DaskLGBMRanker"
@@ -112,34 +124,35 @@ def test_the_dask_model_has_the_one_process_models_contract(models, tmp_path, en
     assert set(ours["user_id"]) == set(theirs["user_id"])
 
 
-def test_the_dask_model_ranks_an_unseen_shop_within_a_standard_error_of_one_process(
+def test_the_dask_model_ranks_an_unseen_shop_as_one_process_does_within_noise(
     models, one_process_on_the_same_rows, encoder
 ):
-    local, on_dask = models
-    unseen = prepare(make_shop("unseen", seed=99, n_users=120), encoder)
+    """Against plain one-process LightGBM on the same rows and rounds (``rt.pretrain`` is not the
+    reference: it trains on 90% of these lists, holding the rest out to pick the rounds)."""
+    _, on_dask = models
+    unseen = prepare(make_shop("unseen", seed=99, n_users=240), encoder)
     rows = labelled_rows(unseen, range(1), config=CandidateConfig())
 
-    def ranks(scores: np.ndarray) -> np.ndarray:
-        return target_ranks(rows.group, rows.rows.label, scores, rows.n_groups)
+    def gains(scores: np.ndarray) -> np.ndarray:
+        return ndcg_gains(target_ranks(rows.group, rows.rows.label, scores, rows.n_groups), 10)
 
-    same_rows_ranks = ranks(predict(one_process_on_the_same_rows, rows.rows.features))
-    dask_ndcg = float(ndcg_gains(ranks(on_dask.score(rows.rows.features)), 10).mean())
-    same_rows_ndcg = float(ndcg_gains(same_rows_ranks, 10).mean())
-    margin = ndcg_stderr(same_rows_ranks, 10)  # the one-process model's own noise on this shop
-    # data-parallel trees differ from one-process ones, by less than that noise either way
-    assert abs(dask_ndcg - same_rows_ndcg) <= margin, (dask_ndcg, same_rows_ndcg, margin)
-    # and no worse than rt.pretrain, which also holds 10% of the customers out to pick rounds
-    local_ranks = ranks(local.score(rows.rows.features))
-    local_ndcg = float(ndcg_gains(local_ranks, 10).mean())
-    assert dask_ndcg >= local_ndcg - ndcg_stderr(local_ranks, 10), (dask_ndcg, local_ndcg)
+    dask_gains = gains(on_dask.score(rows.rows.features))
+    same_rows_gains = gains(predict(one_process_on_the_same_rows, rows.rows.features))
+    # Data-parallel trees differ from one-process ones (each worker bins and bags its own
+    # partitions, and which worker holds which source varies from run to run): the same
+    # customers' NDCG@10 may differ by no more than two standard errors of the paired
+    # difference (a 95% band, the guard's own noise measure), either way.
+    difference = dask_gains - same_rows_gains
+    margin = 2 * paired_stderr(difference)
+    assert abs(float(difference.mean())) <= margin, (dask_gains.mean(), same_rows_gains.mean())
     # and it learnt the planted sequences: well above the best untrained single-feature scorer
     features = rows.rows.features.astype(np.float64)
     untrained = max(
-        float(ndcg_gains(ranks(sign * features[:, j]), 10).mean())
+        float(gains(sign * features[:, j]).mean())
         for j in range(len(FEATURE_NAMES))
         for sign in (1.0, -1.0)
     )
-    assert dask_ndcg > untrained + 2 * margin, (dask_ndcg, untrained, margin)
+    assert float(dask_gains.mean()) > untrained + 0.1, (dask_gains.mean(), untrained)
 
 
 def test_the_rows_estimate_bounds_the_rows_built(encoder):
@@ -164,24 +177,28 @@ def test_the_rows_estimate_bounds_the_rows_built(encoder):
         )
 
 
-def test_one_process_pretraining_too_big_is_refused_before_loading(monkeypatch, tmp_path):
-    # 100 sources at the default cap: ~9 GB of features, over the limit, refused at once (the
-    # folders do not even exist, so nothing was read)
-    folders = [tmp_path / f"missing{i}" for i in range(100)]
-    with pytest.raises(rt.ConfigError, match=r"9\.05 GB.*runner='dask'"):
-        rt.pretrain(folders, encoder=rt.load_encoder("hashing"))
-    # uncapped folders are checked once loaded, with their real customer counts
-    small = [write_shop(make_shop(f"s{i}", seed=i, n_users=40), tmp_path / f"s{i}") for i in (0, 1)]
+def test_one_process_pretraining_too_big_is_refused_before_any_row_is_built(monkeypatch, tmp_path):
+    from rectransfer.transfer import pretrain as one_process
+
+    shops = [write_shop(make_shop(f"s{i}", seed=i, n_users=40), tmp_path / f"s{i}") for i in (0, 1)]
     per_source = sizing.training_matrix_bytes(
         [40], max_customers_per_retailer=None, cuts=3, max_negatives=MAX_TRAINING_NEGATIVES
     )
     assert per_source is not None
     monkeypatch.setattr(sizing, "MAX_ONE_PROCESS_TRAINING_BYTES", 2 * per_source - 1)
-    with pytest.raises(rt.ConfigError, match="2 sources"):
-        rt.pretrain(small, encoder=rt.load_encoder("hashing"), max_customers_per_retailer=None)
+    real_prepare = one_process.prepare
+
+    def no_preparing(*args, **kwargs):
+        raise AssertionError("a source was prepared before the size was checked")
+
+    monkeypatch.setattr(one_process, "prepare", no_preparing)
+    with pytest.raises(rt.ConfigError, match=r"2 sources .* runner='dask'"):
+        rt.pretrain(shops, encoder=rt.load_encoder("hashing"), max_customers_per_retailer=None)
+    # at the limit it fits, and trains
+    monkeypatch.setattr(one_process, "prepare", real_prepare)
     monkeypatch.setattr(sizing, "MAX_ONE_PROCESS_TRAINING_BYTES", 2 * per_source)
     model = rt.pretrain(
-        small, encoder=rt.load_encoder("hashing"), max_customers_per_retailer=None, max_rounds=8
+        shops, encoder=rt.load_encoder("hashing"), max_customers_per_retailer=None, max_rounds=8
     )
     assert model.config.trained_on == ["s0", "s1"]
 
