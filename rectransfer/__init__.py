@@ -47,6 +47,7 @@ from rectransfer.serving.recommend import iter_recommendations, recommend
 from rectransfer.text.encoder import Encoder, HashingEncoder, SentenceTransformerEncoder
 from rectransfer.text.load import load_encoder
 from rectransfer.transfer.adapt import adapt
+from rectransfer.transfer.distributed import pretrain_on_dask
 from rectransfer.transfer.pretrain import pretrain
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "iter_recommendations",
     "load_encoder",
     "pretrain",
+    "pretrain_on_dask",
     "read_recommendations",
     "recommend",
     "recommend_for",

@@ -25,6 +25,7 @@ from rectransfer.ranking.ranker import (
 from rectransfer.ranking.training_data import LabelledRows, labelled_rows
 from rectransfer.text.encoder import Encoder
 from rectransfer.text.load import encoder_spec, load_encoder
+from rectransfer.transfer.sizing import check_fits_one_process
 from rectransfer.utils.progress import stage, timed
 from rectransfer.utils.versions import library_versions, now_iso
 from rectransfer.utils.versions import package_version as _package_version
@@ -74,6 +75,8 @@ def pretrain(
     max_customers_per_retailer
         Training lists sampled (seeded) per source, spread over the cuts, to bound time and
         memory on big shops; each list keeps at most ``MAX_TRAINING_NEGATIVES`` unlabelled items.
+        A training matrix estimated above ``sizing.MAX_ONE_PROCESS_TRAINING_BYTES`` is refused
+        (``ConfigError``) before it is built: pretrain on Dask (``pretrain_on_dask``) instead.
     early_stopping_rounds
         Rounds without a better score on the held-out customers before training stops. The
         sources' validation curve can dip for tens of rounds and climb again, so the default
@@ -121,6 +124,13 @@ def pretrain(
     # in, so the same sources always give the same model.
     datasets.sort(key=lambda d: d.name)
     names = sorted(names)
+    # With the sources' customer counts, before anything is encoded or a row built.
+    check_fits_one_process(
+        [d.n_users for d in datasets],
+        max_customers_per_retailer=max_customers_per_retailer,
+        cuts=cuts,
+        max_negatives=MAX_TRAINING_NEGATIVES,
+    )
 
     parts = []
     for i, data in enumerate(datasets):

@@ -3,6 +3,10 @@
 Both runs are ``rectransfer pretrain`` in a fresh process: first with an empty embedding cache
 (every product text is encoded), then again with the cache the first run filled. Peak memory is
 the larger of the two processes' peaks.
+
+``--runner dask`` measures pretraining on a local Dask cluster against one process on the same
+sources instead (:mod:`rectransfer.evaluation.perf.pretrain_dask`): wall time, and peak memory of
+every worker.
 """
 
 from __future__ import annotations
@@ -15,13 +19,31 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from rectransfer.errors import ConfigError
 from rectransfer.evaluation.perf._measure import GIB, Timer
+from rectransfer.ranking.ranker import BROAD_ROUNDS
 
 HELP = "pretraining time with a cold and a warm embedding cache, and peak memory"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sources", nargs="+", type=Path, required=True, metavar="DIR")
+    parser.add_argument("--sources", nargs="+", type=Path, default=None, metavar="DIR")
+    parser.add_argument(
+        "--runner",
+        choices=["local", "dask"],
+        default="local",
+        help="local: cold and warm one-process runs; dask: a local Dask cluster vs one process",
+    )
+    dask = parser.add_argument_group("with --runner dask")
+    dask.add_argument(
+        "--generate", type=int, default=0, metavar="N", help="N generated sources (no --sources)"
+    )
+    dask.add_argument("--customers", type=int, default=20_000, help="per generated source")
+    dask.add_argument("--items", type=int, default=5_000, help="per generated source")
+    dask.add_argument("--workers", type=int, default=2, help="Dask worker processes (1 thread)")
+    dask.add_argument(
+        "--max-rounds", type=int, default=BROAD_ROUNDS, help="boosting rounds, at most"
+    )
     parser.add_argument("--encoder", default="default", help="encoder spec")
     parser.add_argument("--max-customers", type=int, default=8_000)
     parser.add_argument(
@@ -40,6 +62,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.runner == "dask":
+        from rectransfer.evaluation.perf import pretrain_dask
+
+        return pretrain_dask.run(args)
+    if not args.sources:
+        raise ConfigError(
+            "bench pretrain needs --sources DIR ... (or --runner dask with --generate N)."
+        )
     with tempfile.TemporaryDirectory(prefix="rectransfer-bench-") as work:
         cache = args.cache_dir or Path(work) / "cache"
         command = [sys.executable, "-m", "rectransfer.cli", "pretrain"]
