@@ -426,8 +426,16 @@ def isolated_retailer_task(job: RetailerJob) -> RetailerOutcome:
     :class:`~rectransfer.orchestration.isolation.ProcessDied` naming the signal; the retailer's
     own errors come back with their type and message. Retried, as a whole, on transient I/O errors
     only (the retailer's loading, saving and writing are in it), never after a crash.
+
+    Bad input and crashes (every :class:`~rectransfer.errors.RecTransferError`) come back as a
+    failed outcome rather than a raised error, so the run's log says so once, in the retailer's
+    line, instead of a traceback per task; the flow still ends failed.
     """
-    return run_isolated(export_one_retailer, job, name=Path(job.folder).name)
+    try:
+        return run_isolated(export_one_retailer, job, name=Path(job.folder).name)
+    except RecTransferError as err:
+        reason = f"{type(err).__name__}: {' '.join(str(err).split())}"
+        return RetailerOutcome(retailer=Path(job.folder).name, status="failed", reason=reason)
 
 
 def export_retailers_isolated(

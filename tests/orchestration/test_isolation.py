@@ -149,3 +149,30 @@ def test_on_dask_a_worker_that_dies_fails_its_retailer_and_the_run_ends(
     assert state.is_failed()
     assert f"1 of 3 retailers failed: {crashing}: KilledWorker" in state.message
     assert sorted(read_partitions(tmp_path / "exports")) == ["alpha", "gamma"]
+
+
+def test_a_retailer_with_bad_data_is_one_failed_outcome_not_a_raised_error(tmp_path, broad):
+    from rectransfer.orchestration.one_retailer import RetailerJob
+    from rectransfer.orchestration.tasks import isolated_retailer_task
+
+    shop = tmp_path / "retailers" / "broken"
+    shop.mkdir(parents=True)
+    (shop / "items.parquet").write_bytes(b"not parquet")
+    (shop / "interactions.parquet").write_bytes(b"nor this")
+    job = RetailerJob(
+        folder=str(shop),
+        base=str(broad.save(tmp_path / "broad")),
+        encoder="hashing:64",
+        cache_dir=None,
+        models_root=str(tmp_path / "models"),
+        max_age_days=7,
+        random_state=0,
+        chunk_size=1000,
+        k=3,
+        export_root=str(tmp_path / "exports"),
+        run_date="2026-01-02",
+    )
+    outcome = isolated_retailer_task.fn(job)  # returns: the flow logs it once, no traceback
+    assert outcome.status == "failed" and outcome.retailer == "broken"
+    assert outcome.reason is not None and outcome.reason.startswith("SchemaError: ")
+    assert "\n" not in outcome.reason
