@@ -16,10 +16,10 @@ This module does not import Prefect, so the child does not either.
 from __future__ import annotations
 
 import multiprocessing
-import pickle
 import signal
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, TypeVar
 
 from rectransfer.errors import RecTransferError
@@ -52,9 +52,13 @@ def describe_exit(exitcode: int | None) -> str:
 
 
 def _portable(err: BaseException) -> BaseException:
-    """``err`` if it survives pickling, else a RecTransferError with its type and message."""
+    """``err`` if it can travel to the parent, else a RecTransferError with its type and message.
+
+    An exception is rebuilt on arrival as its class called with its arguments (what
+    ``BaseException.__reduce__`` says); both that and the sending are tried here."""
     try:
-        pickle.loads(pickle.dumps(err))
+        ForkingPickler.dumps(err)
+        type(err)(*err.args)
     except Exception:
         return RecTransferError(f"{type(err).__name__}: {err}")
     return err

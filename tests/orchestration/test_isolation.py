@@ -13,7 +13,7 @@ from polars.testing import assert_frame_equal
 import rectransfer as rt
 from rectransfer.orchestration import isolation
 from rectransfer.orchestration.isolation import ProcessDied, run_isolated
-from tests.conftest import make_shop, write_shop
+from tests.conftest import import_extra, make_shop, write_shop
 from tests.orchestration import crash_hooks
 
 RUN_DATE = "2026-11-23"
@@ -120,7 +120,7 @@ def test_on_dask_a_worker_that_dies_fails_its_retailer_and_the_run_ends(
 ):
     """The nanny restarts the dead worker, Dask tries the task on other workers, and after
     ``distributed.scheduler.allowed-failures`` + 1 deaths it gives up with KilledWorker."""
-    pytest.importorskip("prefect_dask")
+    import_extra("prefect_dask", "dask")
     import dask
 
     from flows.nightly import NightlyParams, nightly
