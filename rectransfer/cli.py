@@ -1,4 +1,4 @@
-"""The ``rectransfer`` console script: check, pretrain, adapt, recommend, benchmark, demo.
+"""The ``rectransfer`` console script: check, pretrain, adapt, recommend, benchmark, loso, demo.
 
 Exit codes: 0 on success; 2 with a one-line ``rectransfer: error: ...`` (no traceback) when the
 input or options are bad, a destination is refused, or the environment fails (a full disk, a
@@ -24,6 +24,7 @@ from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import DataQualityWarning, RecTransferError
 from rectransfer.evaluation.perf import BENCHMARKS, benchmark_module
 from rectransfer.ranking.ranker import BROAD_EARLY_STOPPING_ROUNDS
+from rectransfer.transfer.pretrain import DEFAULT_VIRTUAL_SHOPS
 from rectransfer.utils.progress import LOGGER, log_to_stderr, progress
 from rectransfer.utils.versions import package_version
 
@@ -117,7 +118,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="rounds without a better validation score before training stops; larger trains "
         "longer, with more trees to score",
     )
+    _add_virtual_shops_option(p)
     _add_encoder_options(p)
+
+    lo = command(
+        "loso", "leave-one-source-out: pretrain on the others, benchmark each held-out source"
+    )
+    lo.add_argument("--sources", nargs="+", type=Path, required=True, metavar="DIR")
+    lo.add_argument("--out", type=Path, required=True, metavar="RESULTS_JSON")
+    lo.add_argument("--table", type=Path, default=None, metavar="FILE.md", help="markdown summary")
+    lo.add_argument(
+        "--customers",
+        type=int,
+        default=5_000,
+        help="customers sampled from the held-out source; they play f = 1 (default: %(default)s)",
+    )
+    lo.add_argument("--fractions", type=_floats, default=[1.0, 0.1], metavar="F,F,...")
+    lo.add_argument("--seeds", type=int, default=3, help="seeds per fraction below 1 (default: 3)")
+    lo.add_argument("--k", type=_ints, default=[10, 20, 50], metavar="K,K,...")
+    lo.add_argument(
+        "--held-out", type=_names, default=None, metavar="NAME,...", help="default: every source"
+    )
+    lo.add_argument(
+        "--resume", action="store_true", help="keep the finished folds of an earlier --out file"
+    )
+    lo.add_argument(
+        "--max-customers", type=int, default=8_000, help="pretrain: training lists per source"
+    )
+    lo.add_argument(
+        "--early-stopping-rounds", type=int, default=BROAD_EARLY_STOPPING_ROUNDS, help="pretrain"
+    )
+    _add_virtual_shops_option(lo)
+    _add_encoder_options(lo)
 
     e = command(
         "pretrain-encoder", "fine-tune the text encoder on several retailers' product pairs"
@@ -236,6 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add the rows of adapt's per-retailer encoder step (minutes per fraction and seed)",
     )
+    b.add_argument(
+        "--own-history-kept",
+        action="store_true",
+        help="also rank the untrained rows with the customers' own earlier items left in",
+    )
     b.add_argument("--name", default=None, help="retailer name (default: the folder's name)")
     _add_encoder_options(b, model_given=True)
 
@@ -261,6 +298,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_encoder_options(d)
     return parser
+
+
+def _add_virtual_shops_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--virtual-shops",
+        type=_fractions_or_none,
+        default=list(DEFAULT_VIRTUAL_SHOPS),
+        metavar="F,F,...|none",
+        help="pretrain also on each source's seeded customer subsamples at these fractions, "
+        "each as a small shop of its own; 'none' for the sources alone (default: "
+        + ",".join(f"{f:g}" for f in DEFAULT_VIRTUAL_SHOPS)
+        + ")",
+    )
+
+
+def _fractions_or_none(text: str) -> list[float]:
+    return [] if text.strip().lower() == "none" else _floats(text)
+
+
+def _names(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
 
 
 def _floats(text: str) -> list[float]:
@@ -347,9 +405,40 @@ def _run(args: argparse.Namespace) -> None:
             max_customers_per_retailer=args.max_customers,
             random_state=args.seed,
             early_stopping_rounds=args.early_stopping_rounds,
+            virtual_shops=args.virtual_shops,
         )
         path = model.save(args.out)
         print(f"broad model {model.model_version} trained on {model.config.trained_on} -> {path}")
+    elif args.command == "loso":
+        from rectransfer.evaluation.benchmark import write_report
+        from rectransfer.evaluation.loso import load_document, loso_markdown, run_loso
+
+        def written(doc):  # type: ignore[no-untyped-def]
+            write_report(doc, args.out)
+            if args.table is not None:
+                args.table.parent.mkdir(parents=True, exist_ok=True)
+                args.table.write_text(loso_markdown(doc) + "\n", encoding="utf-8")
+
+        doc = run_loso(
+            args.sources,
+            encoder=_encoder(args),
+            customers=args.customers,
+            fractions=args.fractions,
+            seeds=args.seeds,
+            ks=args.k,
+            pretrain_options={
+                "max_customers_per_retailer": args.max_customers,
+                "early_stopping_rounds": args.early_stopping_rounds,
+                "virtual_shops": args.virtual_shops,
+            },
+            held_out=args.held_out,
+            random_state=args.seed,
+            resume=load_document(args.out) if args.resume else None,
+            on_fold=written,
+        )
+        written(doc)
+        print(loso_markdown(doc))
+        print(f"results -> {args.out}")
     elif args.command == "pretrain-encoder":
         import time
 
@@ -444,6 +533,7 @@ def _run(args: argparse.Namespace) -> None:
             seeds=args.seeds,
             ks=args.k,
             tune_encoder=args.tune_encoder,
+            own_history_kept=args.own_history_kept,
         )
         write_report(report, args.out, plot=args.plot)
         print(markdown_summary(report))

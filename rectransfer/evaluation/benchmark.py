@@ -8,7 +8,9 @@ but the final metric; when it is predicted, the validation item is part of the c
 (no retraining). A *fraction* f plays a small retailer: a seeded f of the customers with only
 their interactions, evaluated only on them; the whole catalogue (with its text) stays known.
 
-Rows: ``popularity``, ``item-knn``, ``text-only`` (no training), ``local-only`` (the ranker trained
+Rows: ``popularity``, ``item-knn``, ``text-only`` (no training), ``markov`` (last-item text plus
+transitions from the last three items, weights chosen on validation: :mod:`rectransfer.markov`),
+``local-only`` (the ranker trained
 on the fraction alone), ``broad`` (the pretrained model as it is), ``adapted`` (fine-tuned),
 ``blend`` (adapted plus local-only) and ``guarded`` (what the negative-transfer guard ships, chosen
 on validation only). With the ``bench`` extra, also ``implicit-als`` and ``implicit-item-knn``:
@@ -35,11 +37,12 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from rectransfer.data.columns import Columns
-from rectransfer.data.histories import RetailerIndex
+from rectransfer.data.histories import Histories, RetailerIndex
 from rectransfer.data.holdout import drop_last_interaction
 from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import ConfigError
 from rectransfer.evaluation.baselines import (
+    Scorer,
     dense_target_ranks,
     item_knn_scorer,
     popularity_scorer,
@@ -50,12 +53,13 @@ from rectransfer.evaluation.implicit_baselines import (
     implicit_available,
     tune_references,
 )
+from rectransfer.evaluation.markov import choose_markov, markov_scorer
 from rectransfer.metrics import ndcg_at, recall_at, target_ranks
 from rectransfer.model.recmodel import RecModel
 from rectransfer.prepared.prepare import PreparedRetailer, prepare
 from rectransfer.ranking.candidates import CandidateConfig
 from rectransfer.ranking.ranker import predict
-from rectransfer.ranking.training_data import cut_queries, labelled_rows
+from rectransfer.ranking.training_data import CutQueries, cut_queries, labelled_rows
 from rectransfer.transfer.adapt import Adaptation, fit_adaptation, with_tuned_encoder
 
 PROTOCOL = (
@@ -119,11 +123,14 @@ def evaluate_split(
     random_state: int,
     implicit_references: bool = False,
     tune_encoder: bool = False,
+    own_history_kept: bool = False,
 ) -> list[dict[str, Any]]:
     """Every model's figures on one customer subset (rows without fraction/seed filled in).
 
     ``implicit_references`` adds the ``implicit`` rows (the library must be installed);
-    ``tune_encoder`` the rows of adapt's per-retailer encoder step (:func:`_tuned_rows`).
+    ``tune_encoder`` the rows of adapt's per-retailer encoder step (:func:`_tuned_rows`);
+    ``own_history_kept`` the untrained rows again with the customers' own earlier items left in
+    the ranking (named ``... (own items kept)``; the rankers' candidates never hold them).
     """
     evaluated = _with_catalogue(data, full)
     trainable = _with_catalogue(drop_last_interaction(data), full)
@@ -138,18 +145,31 @@ def evaluate_split(
     }
 
     results: list[tuple[str, np.ndarray, float, float, str | None]] = []
-    baselines = {
-        "popularity": lambda: popularity_scorer(test.stats),
-        "item-knn": lambda: item_knn_scorer(test.queries.context),
-        "text-only": lambda: text_scorer(test.queries.context, full.catalogue.vectors),
-    }
-    for name, build in baselines.items():
-        started = time.perf_counter()
-        scorer = build()
-        fitted = time.perf_counter()
-        ranks = dense_target_ranks(scorer, rows, targets, context)
-        results.append((name, ranks, fitted - started, time.perf_counter() - fitted, None))
     extras: dict[str, dict[str, Any]] = {}
+    vectors = full.catalogue.vectors
+    valid = cut_queries(evaluated, 1)  # histories before the validation item, its statistics
+    settings = [("", context)]
+    if own_history_kept:
+        settings.append((KEPT_SUFFIX, _no_items(len(rows), context.n_items)))
+    for suffix, excluded in settings:
+        valid_excluded = None if not suffix else _no_items(len(valid.rows), context.n_items)
+        for name in ("popularity", "item-knn", "text-only", "markov"):
+            started = time.perf_counter()
+            record: dict[str, Any] | None = None
+            if name == "popularity":
+                scorer = popularity_scorer(test.stats)
+            elif name == "item-knn":
+                scorer = item_knn_scorer(test.queries.context)
+            elif name == "text-only":
+                scorer = text_scorer(test.queries.context, vectors)
+            else:
+                scorer, record = _tuned_markov(test, valid, vectors, valid_excluded)
+            fitted = time.perf_counter()
+            ranks = dense_target_ranks(scorer, rows, targets, excluded)
+            elapsed = time.perf_counter() - fitted
+            results.append((name + suffix, ranks, fitted - started, elapsed, None))
+            if record is not None:
+                extras[name + suffix] = record
     if implicit_references:
         # tuned on the customers' histories before the test item: it never sees the test item
         for reference in tune_references(test.queries.context, random_state=random_state):
@@ -232,6 +252,39 @@ def evaluate_split(
     return out
 
 
+KEPT_SUFFIX = " (own items kept)"  # rows ranked with the customer's earlier items left in
+
+
+def _no_items(n_users: int, n_items: int) -> Histories:
+    """Empty histories for ``n_users`` customers: nothing is removed from their rankings."""
+    return Histories(
+        np.zeros(n_users + 1, dtype=np.int64),
+        np.zeros(0, dtype=np.int32),
+        np.zeros(0, dtype=np.int64),
+        n_items,
+    )
+
+
+def _tuned_markov(
+    test: CutQueries, valid: CutQueries, vectors: np.ndarray, valid_excluded: Histories | None
+) -> tuple[Scorer, dict[str, Any]]:
+    """The ``markov`` row's scorer, its weights chosen on the validation items only."""
+    targets = valid.queries.targets
+    assert targets is not None
+    choice = choose_markov(
+        valid.queries.context,
+        valid.rows,
+        targets[valid.rows],
+        vectors,
+        valid.stats,
+        excluded=valid_excluded,
+    )
+    scorer = markov_scorer(
+        test.queries.context, vectors, test.stats, weight=choice.weight, decay=choice.decay
+    )
+    return scorer, choice.report()
+
+
 def _tuned_rows(
     base: RecModel,
     data: RetailerData,
@@ -289,6 +342,7 @@ def run_benchmark(
     progress: bool = True,
     implicit_references: bool = True,
     tune_encoder: bool = False,
+    own_history_kept: bool = False,
 ) -> dict[str, Any]:
     """Run the benchmark on ``target`` with the broad model ``base``; returns the JSON document.
 
@@ -296,6 +350,8 @@ def run_benchmark(
     ``implicit`` library is installed; without it the rows are left out and ``notes`` says so.
     ``tune_encoder`` adds the rows of adapt's per-retailer encoder step (``tuned-encoder``,
     ``guarded+tuning``); it tunes an encoder per fraction and seed, which takes minutes each.
+    ``own_history_kept`` adds the untrained rows (``popularity``, ``item-knn``, ``text-only``,
+    ``markov``) ranked with the customers' own earlier items left in, as ``... (own items kept)``.
 
     Examples
     --------
@@ -341,6 +397,7 @@ def run_benchmark(
             random_state=seed,
             implicit_references=implicit_references,
             tune_encoder=tune_encoder,
+            own_history_kept=own_history_kept,
         )
         for row in split_rows:
             rows.append({"fraction": fraction, "seed": seed, **row})

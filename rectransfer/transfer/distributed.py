@@ -44,15 +44,17 @@ from rectransfer.ranking.ranker import (
     BROAD_ROUNDS,
     train_ranker,
 )
-from rectransfer.ranking.training_data import LabelledRows, labelled_rows
+from rectransfer.ranking.training_data import LabelledRows
 from rectransfer.text.encoder import Encoder
 from rectransfer.text.load import encoder_spec, load_encoder
 from rectransfer.transfer.pretrain import (
+    DEFAULT_VIRTUAL_SHOPS,
     EARLY_STOPPING_SHARE,
-    MAX_TRAINING_NEGATIVES,
     MIN_TRAINING_LISTS,
+    source_rows,
     split_by_customer,
 )
+from rectransfer.transfer.virtual_shops import check_fractions
 from rectransfer.utils.progress import stage
 from rectransfer.utils.versions import library_versions, now_iso
 from rectransfer.utils.versions import package_version as _package_version
@@ -111,6 +113,7 @@ def source_part(
     max_customers_per_retailer: int | None,
     random_state: int,
     sample_lists: int,
+    fractions: Sequence[float] = DEFAULT_VIRTUAL_SHOPS,
 ) -> SourcePart:
     """Load, prepare and sample one source: the work of one Dask task.
 
@@ -130,16 +133,16 @@ def source_part(
     ('harbor_home', True, True)
     """
     data = source if isinstance(source, RetailerData) else RetailerData.load(source)
-    rows = labelled_rows(
+    rows = source_rows(
         prepare(data, encoder),
-        range(cuts),
-        config=candidates,
-        customer_key_offset=index << 40,
-        max_customers=None
+        index,
+        candidates=candidates,
+        cuts=cuts,
+        per_cut=None
         if max_customers_per_retailer is None
         else max(1, max_customers_per_retailer // cuts),
-        max_negatives=MAX_TRAINING_NEGATIVES,
-        random_state=random_state + index,
+        fractions=fractions,
+        random_state=random_state,
     )
     # The sample is drawn from every list, as one-process pretraining splits them (its training
     # keeps only lists with their label among the candidates): when the sample holds all of a
@@ -180,6 +183,7 @@ def pretrain_on_dask(
     random_state: int = 0,
     early_stopping_rounds: int = BROAD_EARLY_STOPPING_ROUNDS,
     sample_lists: int = ROUNDS_SAMPLE_LISTS,
+    virtual_shops: Sequence[float] = DEFAULT_VIRTUAL_SHOPS,
 ) -> RecModel:
     """Train the broad ranker on the Dask cluster behind ``client``; the same model contract as
     :func:`rectransfer.pretrain`.
@@ -260,6 +264,7 @@ def pretrain_on_dask(
     candidates = candidates or CandidateConfig()
     params = dict(params or BROAD_PARAMS)
     # In name order, like one-process pretraining: the same seeds and customer keys per source.
+    fractions = check_fractions(virtual_shops)
     ordered = sorted(zip(names, sources, strict=True), key=operator.itemgetter(0))
     names = [name for name, _ in ordered]
     per_source = max(1, -(-sample_lists // len(ordered)))  # ceil: the sample is spread evenly
@@ -276,6 +281,7 @@ def pretrain_on_dask(
             max_customers_per_retailer=max_customers_per_retailer,
             random_state=random_state,
             sample_lists=per_source,
+            fractions=fractions,
             pure=False,  # a new key each run: never another run's rows (other encoder, seed)
         )
         for i, (_, source) in enumerate(ordered)
@@ -316,6 +322,7 @@ def pretrain_on_dask(
             **params,
             "cuts": cuts,
             "early_stopping_rounds": early_stopping_rounds,
+            **({"virtual_shops": list(fractions)} if fractions else {}),
             "trained_with": "lightgbm.dask.DaskLGBMRanker",
             "rounds_from": how,
         },

@@ -13,7 +13,7 @@ from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import ConfigError, SchemaError
 from rectransfer.model.config import EncoderInfo, ModelConfig
 from rectransfer.model.recmodel import RecModel
-from rectransfer.prepared.prepare import prepare
+from rectransfer.prepared.prepare import PreparedRetailer, prepare
 from rectransfer.ranking.candidates import CandidateConfig
 from rectransfer.ranking.features import FEATURE_NAMES
 from rectransfer.ranking.ranker import (
@@ -26,6 +26,7 @@ from rectransfer.ranking.training_data import LabelledRows, labelled_rows
 from rectransfer.text.encoder import Encoder
 from rectransfer.text.load import encoder_spec, load_encoder
 from rectransfer.transfer.sizing import check_fits_one_process
+from rectransfer.transfer.virtual_shops import check_fractions, virtual_shop
 from rectransfer.utils.progress import stage, timed
 from rectransfer.utils.versions import library_versions, now_iso
 from rectransfer.utils.versions import package_version as _package_version
@@ -33,6 +34,9 @@ from rectransfer.utils.versions import package_version as _package_version
 EARLY_STOPPING_SHARE = 0.1  # customers held out (by customer, across all sources) to pick rounds
 MIN_TRAINING_LISTS = 10
 MAX_TRAINING_NEGATIVES = 100  # per training list; the rest add cost, not signal
+# Each source also enters as a seeded 10% of its customers, a small shop of its own: chosen on the
+# leave-one-source-out loop (docs/BENCHMARKS.md), where it lifted the broad model at f = 0.1.
+DEFAULT_VIRTUAL_SHOPS = (0.1,)
 
 
 def split_by_customer(
@@ -46,6 +50,50 @@ def split_by_customer(
     return rows.subset_groups(np.sort(train_idx)), rows.subset_groups(np.sort(valid_idx))
 
 
+def source_rows(
+    prepared: PreparedRetailer,
+    index: int,
+    *,
+    candidates: CandidateConfig,
+    cuts: int,
+    per_cut: int | None,
+    fractions: Sequence[float],
+    random_state: int,
+) -> LabelledRows:
+    """One source's training lists: the source's own and those of its virtual small shops.
+
+    ``index`` is the source's position in name order: customer keys (``index << 40``) and seeds
+    follow it, so one-process and Dask pretraining build the same rows from the same sources. A
+    customer keeps one key across the source and its virtual shops, so the held-out customers of
+    early stopping are held out everywhere.
+    """
+    parts = [
+        labelled_rows(
+            prepared,
+            range(cuts),
+            config=candidates,
+            customer_key_offset=index << 40,
+            max_customers=per_cut,
+            max_negatives=MAX_TRAINING_NEGATIVES,
+            random_state=random_state + index,
+        )
+    ]
+    for j, fraction in enumerate(fractions, start=1):
+        seed = random_state + 1000 * j + index
+        shop, parent_rows = virtual_shop(prepared, fraction, seed=seed)
+        part = labelled_rows(
+            shop,
+            range(cuts),
+            config=candidates,
+            max_customers=per_cut,
+            max_negatives=MAX_TRAINING_NEGATIVES,
+            random_state=seed,
+        )
+        part.group_customer = (index << 40) + parent_rows[part.group_customer]
+        parts.append(part)
+    return LabelledRows.concat(parts)
+
+
 def pretrain(
     sources: Sequence[RetailerData | str | Path],
     *,
@@ -57,6 +105,7 @@ def pretrain(
     params: dict[str, Any] | None = None,
     random_state: int = 0,
     early_stopping_rounds: int = BROAD_EARLY_STOPPING_ROUNDS,
+    virtual_shops: Sequence[float] = DEFAULT_VIRTUAL_SHOPS,
 ) -> RecModel:
     """Train the broad ranker on several retailers' folders at once.
 
@@ -83,6 +132,14 @@ def pretrain(
         waits 100 (adaptation waits 30): on the six Amazon sources that trained 187 rounds
         instead of 29, and transfer to every target gained 2-5% (``docs/BENCHMARKS.md``). Fewer
         trees are cheaper to score at every shop.
+    virtual_shops
+        Customer fractions in (0, 1): each source also enters as one *virtual small shop* per
+        fraction, a seeded subsample of its customers whose statistics are built on the subsample
+        only (:mod:`rectransfer.virtual_shops`), with its own ``max_customers_per_retailer``
+        training lists. A customer keeps one key across a source and its virtual shops, so the
+        early-stopping split never puts them on both sides. ``trained_on`` lists the sources.
+        Default: one 10% shop per source (``DEFAULT_VIRTUAL_SHOPS``, chosen on the
+        leave-one-source-out loop); ``()`` trains on the sources alone.
 
     Examples
     --------
@@ -108,6 +165,7 @@ def pretrain(
         raise ConfigError(
             f"early_stopping_rounds must be a positive integer, got {early_stopping_rounds!r}."
         )
+    fractions = check_fractions(virtual_shops)
     encoder = encoder if encoder is not None else load_encoder()
     candidates = candidates or CandidateConfig()
     datasets = []
@@ -127,11 +185,15 @@ def pretrain(
     # With the sources' customer counts, before anything is encoded or a row built.
     check_fits_one_process(
         [d.n_users for d in datasets],
+        virtual_shops=len(fractions),
         max_customers_per_retailer=max_customers_per_retailer,
         cuts=cuts,
         max_negatives=MAX_TRAINING_NEGATIVES,
     )
 
+    per_cut = (
+        None if max_customers_per_retailer is None else max(1, max_customers_per_retailer // cuts)
+    )
     parts = []
     for i, data in enumerate(datasets):
         stage(
@@ -140,16 +202,14 @@ def pretrain(
         )
         prepared = prepare(data, encoder)
         parts.append(
-            labelled_rows(
+            source_rows(
                 prepared,
-                range(cuts),
-                config=candidates,
-                customer_key_offset=i << 40,
-                max_customers=None
-                if max_customers_per_retailer is None
-                else max(1, max_customers_per_retailer // cuts),
-                max_negatives=MAX_TRAINING_NEGATIVES,
-                random_state=random_state + i,
+                i,
+                candidates=candidates,
+                cuts=cuts,
+                per_cut=per_cut,
+                fractions=fractions,
+                random_state=random_state,
             )
         )
     rows = LabelledRows.concat(parts)
@@ -184,6 +244,7 @@ def pretrain(
             **(params or BROAD_PARAMS),
             "cuts": cuts,
             "early_stopping_rounds": early_stopping_rounds,
+            **({"virtual_shops": list(fractions)} if fractions else {}),
         },
         rounds={"broad": rounds},
         trained_on=names,

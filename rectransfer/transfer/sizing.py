@@ -85,6 +85,7 @@ def check_fits_one_process(
     cuts: int,
     max_negatives: int,
     limit: int | None = None,
+    virtual_shops: int = 0,
 ) -> int | None:
     """Refuse one-process pretraining whose training matrix would pass ``limit`` bytes
     (default :data:`MAX_ONE_PROCESS_TRAINING_BYTES`); return the estimate.
@@ -105,8 +106,9 @@ def check_fits_one_process(
     rectransfer.errors.ConfigError: the training matrix of 100 sources would take up to 9.05 GB ...
     """
     limit = MAX_ONE_PROCESS_TRAINING_BYTES if limit is None else limit
+    # each virtual shop of a source adds up to the same number of training lists again
     estimate = training_matrix_bytes(
-        customers_per_source,
+        list(customers_per_source) * (1 + virtual_shops),
         max_customers_per_retailer=max_customers_per_retailer,
         cuts=cuts,
         max_negatives=max_negatives,

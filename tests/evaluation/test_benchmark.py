@@ -19,6 +19,7 @@ MODELS = {
     "popularity",
     "item-knn",
     "text-only",
+    "markov",
     "local-only",
     "broad",
     "adapted",

@@ -192,13 +192,17 @@ def test_one_process_pretraining_too_big_is_refused_before_any_row_is_built(monk
         raise AssertionError("a source was prepared before the size was checked")
 
     monkeypatch.setattr(one_process, "prepare", no_preparing)
+    hashing = rt.load_encoder("hashing")
     with pytest.raises(rt.ConfigError, match=r"2 sources .* runner='dask'"):
-        rt.pretrain(shops, encoder=rt.load_encoder("hashing"), max_customers_per_retailer=None)
+        rt.pretrain(shops, encoder=hashing, max_customers_per_retailer=None, virtual_shops=())
+    monkeypatch.setattr(sizing, "MAX_ONE_PROCESS_TRAINING_BYTES", 2 * per_source)
+    # each virtual shop may add as many lists again: counted, so refused at this limit
+    with pytest.raises(rt.ConfigError, match=r"2 sources .* runner='dask'"):
+        rt.pretrain(shops, encoder=hashing, max_customers_per_retailer=None, virtual_shops=(0.1,))
     # at the limit it fits, and trains
     monkeypatch.setattr(one_process, "prepare", real_prepare)
-    monkeypatch.setattr(sizing, "MAX_ONE_PROCESS_TRAINING_BYTES", 2 * per_source)
     model = rt.pretrain(
-        shops, encoder=rt.load_encoder("hashing"), max_customers_per_retailer=None, max_rounds=8
+        shops, encoder=hashing, max_customers_per_retailer=None, max_rounds=8, virtual_shops=()
     )
     assert model.config.trained_on == ["s0", "s1"]
 
