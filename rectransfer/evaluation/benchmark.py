@@ -19,6 +19,9 @@ references from the ``implicit`` library, hyper-parameters chosen on validation 
 outside its candidates below them, so they count as misses. With ``tune_encoder``, also
 ``tuned-encoder`` and ``guarded+tuning``: adapt's per-retailer encoder step
 (:mod:`rectransfer.text.tuning`), judged on the same test items.
+
+One module for one benchmark: the rows, the run over fractions and seeds, and the summary, table
+and plot of its report share the report's structure.
 """
 
 from __future__ import annotations
