@@ -33,7 +33,6 @@ import numpy as np
 
 from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import ConfigError, SchemaError
-from rectransfer.model.config import EncoderInfo, ModelConfig
 from rectransfer.model.recmodel import RecModel
 from rectransfer.prepared.prepare import prepare
 from rectransfer.ranking.candidates import CandidateConfig
@@ -46,18 +45,17 @@ from rectransfer.ranking.ranker import (
 )
 from rectransfer.ranking.training_data import LabelledRows
 from rectransfer.text.encoder import Encoder
-from rectransfer.text.load import encoder_spec, load_encoder
+from rectransfer.text.load import load_encoder
 from rectransfer.transfer.pretrain import (
     DEFAULT_VIRTUAL_SHOPS,
     EARLY_STOPPING_SHARE,
     MIN_TRAINING_LISTS,
+    broad_config,
     source_rows,
     split_by_customer,
 )
 from rectransfer.transfer.virtual_shops import check_fractions
 from rectransfer.utils.progress import stage
-from rectransfer.utils.versions import library_versions, now_iso
-from rectransfer.utils.versions import package_version as _package_version
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -311,14 +309,10 @@ def pretrain_on_dask(
     stage(f"training the broad model on the Dask workers: {rounds} rounds ({how})")
     booster = _train_on_dask(client, parts, summaries, params, rounds, random_state)
 
-    config = ModelConfig(
-        package_version=_package_version(),
-        created_at=now_iso(),
-        kind="broad",
-        encoder=EncoderInfo.of(encoder, encoder_spec(encoder)),
-        feature_names=list(FEATURE_NAMES),
-        candidates=candidates.to_dict(),
-        params={
+    config = broad_config(
+        encoder,
+        candidates,
+        {
             **params,
             "cuts": cuts,
             "early_stopping_rounds": early_stopping_rounds,
@@ -326,9 +320,8 @@ def pretrain_on_dask(
             "trained_with": "lightgbm.dask.DaskLGBMRanker",
             "rounds_from": how,
         },
-        rounds={"broad": rounds},
+        rounds=rounds,
         trained_on=names,
-        library_versions=library_versions(),
         random_state=random_state,
     )
     return RecModel(booster, config, encoder=encoder)

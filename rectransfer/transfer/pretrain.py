@@ -233,22 +233,42 @@ def pretrain(
         patience=early_stopping_rounds,
         label="the broad model",
     )
-    config = ModelConfig(
+    config = broad_config(
+        encoder,
+        candidates,
+        {
+            **(params or BROAD_PARAMS),
+            "cuts": cuts,
+            "early_stopping_rounds": early_stopping_rounds,
+            **({"virtual_shops": list(fractions)} if fractions else {}),
+        },
+        rounds=rounds,
+        trained_on=names,
+        random_state=random_state,
+    )
+    return RecModel(booster, config, encoder=encoder)
+
+
+def broad_config(
+    encoder: Encoder,
+    candidates: CandidateConfig,
+    params: dict[str, Any],
+    *,
+    rounds: int,
+    trained_on: list[str],
+    random_state: int,
+) -> ModelConfig:
+    """The ``config.json`` of a broad model, however it was trained (one process or Dask)."""
+    return ModelConfig(
         package_version=_package_version(),
         created_at=now_iso(),
         kind="broad",
         encoder=EncoderInfo.of(encoder, encoder_spec(encoder)),
         feature_names=list(FEATURE_NAMES),
         candidates=candidates.to_dict(),
-        params={
-            **(params or BROAD_PARAMS),
-            "cuts": cuts,
-            "early_stopping_rounds": early_stopping_rounds,
-            **({"virtual_shops": list(fractions)} if fractions else {}),
-        },
+        params=params,
         rounds={"broad": rounds},
-        trained_on=names,
+        trained_on=trained_on,
         library_versions=library_versions(),
         random_state=random_state,
     )
-    return RecModel(booster, config, encoder=encoder)
