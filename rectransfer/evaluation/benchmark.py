@@ -31,7 +31,6 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +39,8 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from rectransfer.data.columns import Columns
-from rectransfer.data.histories import Histories, RetailerIndex
-from rectransfer.data.holdout import drop_last_interaction
+from rectransfer.data.histories import Histories
+from rectransfer.data.holdout import drop_last_interaction, subset_customers
 from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import ConfigError
 from rectransfer.evaluation.baselines import (
@@ -59,7 +58,7 @@ from rectransfer.evaluation.implicit_baselines import (
 from rectransfer.evaluation.markov import choose_markov, markov_scorer
 from rectransfer.metrics import ndcg_at, recall_at, target_ranks
 from rectransfer.model.recmodel import RecModel
-from rectransfer.prepared.prepare import PreparedRetailer, prepare
+from rectransfer.prepared.prepare import PreparedRetailer, prepare, with_customers_of
 from rectransfer.ranking.candidates import CandidateConfig
 from rectransfer.ranking.ranker import predict
 from rectransfer.ranking.training_data import CutQueries, cut_queries, labelled_rows
@@ -72,18 +71,6 @@ PROTOCOL = (
 COLD_ITEM_MAX_INTERACTIONS = 2  # slice: test items with at most this many training interactions
 SHORT_HISTORY_MAX_ITEMS = 3  # slice: customers with at most this many earlier items
 MIN_EVENTS = 3  # a customer needs training, validation and test interactions
-
-
-def subset_customers(data: RetailerData, users: Sequence[str]) -> RetailerData:
-    """The retailer as if only ``users`` were its customers (the whole catalogue stays)."""
-    keep = pl.DataFrame({Columns.USER: list(users)}, schema={Columns.USER: pl.String})
-
-    def only_kept(frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.join(keep, on=Columns.USER, how="semi", maintain_order="left")
-
-    interactions = only_kept(data.interactions)
-    users_frame = None if data.users is None else only_kept(data.users)
-    return replace(data, interactions=interactions, users=users_frame)
 
 
 def _eligible_customers(data: RetailerData) -> list[str]:
@@ -101,20 +88,6 @@ def _metrics(ranks: np.ndarray, ks: Sequence[int]) -> dict[str, float | None]:
         out[f"recall@{k}"] = recall_at(ranks, k)
         out[f"ndcg@{k}"] = ndcg_at(ranks, k)
     return out
-
-
-def _with_catalogue(data: RetailerData, full: PreparedRetailer) -> PreparedRetailer:
-    """Prepare a customer subset reusing the full retailer's catalogue and text vectors."""
-    index = RetailerIndex.build(data)
-    position = {u: i for i, u in enumerate(full.index.user_ids.tolist())}
-    rows = np.array([position[u] for u in index.user_ids.tolist()], dtype=np.int64)
-    return PreparedRetailer(
-        data=data,
-        index=index,
-        catalogue=full.catalogue,
-        user_vectors=full.user_vectors.subset(rows),
-        encoder_fingerprint=full.encoder_fingerprint,
-    )
 
 
 def evaluate_split(
@@ -135,8 +108,8 @@ def evaluate_split(
     ``own_history_kept`` the untrained rows again with the customers' own earlier items left in
     the ranking (named ``... (own items kept)``; the rankers' candidates never hold them).
     """
-    evaluated = _with_catalogue(data, full)
-    trainable = _with_catalogue(drop_last_interaction(data), full)
+    evaluated = with_customers_of(data, full)
+    trainable = with_customers_of(drop_last_interaction(data), full)
     test = cut_queries(evaluated, 0)
     rows = test.rows
     context = test.queries.context.select(rows)
@@ -324,7 +297,7 @@ def _tuned_rows(
                 ("guarded+tuning", guarded_ranks, fit_seconds, 0.0, note),
             ], record
         started = time.perf_counter()
-        test_rows = labelled_rows(_with_catalogue(data, tuned.prepared), range(1), config=config)
+        test_rows = labelled_rows(with_customers_of(data, tuned.prepared), range(1), config=config)
         scores = predict(tuned.rankers[tuned.report.decision], test_rows.rows.features)
         ranks = target_ranks(test_rows.group, test_rows.rows.label, scores, test_rows.n_groups)
         elapsed = time.perf_counter() - started

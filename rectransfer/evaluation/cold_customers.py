@@ -15,9 +15,9 @@ import numpy as np
 import polars as pl
 
 from rectransfer.data.columns import Columns
+from rectransfer.data.holdout import subset_customers
 from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import ConfigError
-from rectransfer.evaluation.benchmark import subset_customers
 from rectransfer.metrics import set_ndcg
 from rectransfer.model.recmodel import RecModel
 from rectransfer.prepared.prepare import prepare

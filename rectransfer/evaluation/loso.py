@@ -23,9 +23,10 @@ import numpy as np
 import polars as pl
 
 from rectransfer.data.columns import Columns
+from rectransfer.data.holdout import subset_customers
 from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import ConfigError
-from rectransfer.evaluation.benchmark import MIN_EVENTS, PROTOCOL, run_benchmark, subset_customers
+from rectransfer.evaluation.benchmark import MIN_EVENTS, PROTOCOL, run_benchmark
 from rectransfer.text.encoder import Encoder
 from rectransfer.text.load import load_encoder
 from rectransfer.transfer.pretrain import pretrain

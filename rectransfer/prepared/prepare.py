@@ -102,6 +102,21 @@ def prepare(
     )
 
 
+def with_customers_of(data: RetailerData, full: PreparedRetailer) -> PreparedRetailer:
+    """``data`` (some of ``full``'s customers, the same catalogue) prepared without encoding
+    anything again: the catalogue and the customers' text vectors are ``full``'s."""
+    index = RetailerIndex.build(data)
+    position = full.user_positions
+    rows = np.array([position[u] for u in index.user_ids.tolist()], dtype=np.int64)
+    return PreparedRetailer(
+        data=data,
+        index=index,
+        catalogue=full.catalogue,
+        user_vectors=full.user_vectors.subset(rows),
+        encoder_fingerprint=full.encoder_fingerprint,
+    )
+
+
 def uncached(encoder: Encoder) -> Encoder:
     """The encoder behind a cache wrapper, so that personal text never reaches the disk cache."""
     inner = getattr(encoder, "encoder", None)

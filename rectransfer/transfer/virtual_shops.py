@@ -14,12 +14,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
-import polars as pl
 
-from rectransfer.data.columns import Columns
-from rectransfer.data.histories import RetailerIndex
+from rectransfer.data.holdout import subset_customers
 from rectransfer.errors import ConfigError
-from rectransfer.prepared.prepare import PreparedRetailer
+from rectransfer.prepared.prepare import PreparedRetailer, with_customers_of
 
 
 def check_fractions(fractions: Sequence[float]) -> tuple[float, ...]:
@@ -62,25 +60,8 @@ def virtual_shop(
     n = max(1, round(fraction * len(active)))
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(active, size=n, replace=False))
-    keep = pl.DataFrame({Columns.USER: chosen.tolist()}, schema={Columns.USER: pl.String})
-    data = source.data
-    interactions = data.interactions.join(keep, on=Columns.USER, how="semi", maintain_order="left")
-    users = (
-        None
-        if data.users is None
-        else data.users.join(keep, on=Columns.USER, how="semi", maintain_order="left")
-    )
-    shop_data = replace(
-        data, interactions=interactions, users=users, name=f"{data.name}@{fraction:g}"
-    )
-    index = RetailerIndex.build(shop_data)
+    subset = subset_customers(source.data, chosen.tolist())
+    shop = with_customers_of(replace(subset, name=f"{source.name}@{fraction:g}"), source)
     position = source.user_positions
-    parent_rows = np.array([position[u] for u in index.user_ids.tolist()], dtype=np.int64)
-    shop = PreparedRetailer(
-        data=shop_data,
-        index=index,
-        catalogue=source.catalogue,
-        user_vectors=source.user_vectors.subset(parent_rows),
-        encoder_fingerprint=source.encoder_fingerprint,
-    )
+    parent_rows = np.array([position[u] for u in shop.index.user_ids.tolist()], dtype=np.int64)
     return shop, parent_rows

@@ -6,11 +6,10 @@ import pytest
 import rectransfer as rt
 from rectransfer.cli import main
 from rectransfer.data.histories import Histories
-from rectransfer.data.holdout import drop_last_interaction
+from rectransfer.data.holdout import drop_last_interaction, subset_customers
 from rectransfer.evaluation.baselines import dense_target_ranks, item_knn_scorer
 from rectransfer.evaluation.benchmark import (
     run_benchmark,
-    subset_customers,
     write_report,
 )
 from tests.conftest import make_shop, write_shop
