@@ -73,7 +73,8 @@ SHORT_HISTORY_MAX_ITEMS = 3  # slice: customers with at most this many earlier i
 MIN_EVENTS = 3  # a customer needs training, validation and test interactions
 
 
-def _eligible_customers(data: RetailerData) -> list[str]:
+def eligible_customers(data: RetailerData) -> list[str]:
+    """Customers with training, validation and test interactions (``MIN_EVENTS``), sorted."""
     counts = data.interactions.group_by(Columns.USER).len()
     eligible = counts.filter(pl.col("len") >= MIN_EVENTS)[Columns.USER].sort()
     return eligible.to_list()
@@ -348,7 +349,7 @@ def run_benchmark(
             "not seen (pretrain on the other retailers only)."
         )
     full = prepare(target, base.encoder)
-    customers = _eligible_customers(target)
+    customers = eligible_customers(target)
     if not customers:
         raise ConfigError(
             f"{target.name!r} has no customer with {MIN_EVENTS} or more interactions; the "

@@ -20,13 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 
-from rectransfer.data.columns import Columns
 from rectransfer.data.holdout import subset_customers
 from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import ConfigError
-from rectransfer.evaluation.benchmark import MIN_EVENTS, PROTOCOL, run_benchmark
+from rectransfer.evaluation.benchmark import (
+    MIN_EVENTS,
+    PROTOCOL,
+    eligible_customers,
+    run_benchmark,
+)
 from rectransfer.text.encoder import Encoder
 from rectransfer.text.load import load_encoder
 from rectransfer.transfer.pretrain import pretrain
@@ -49,8 +52,7 @@ def sample_customers(data: RetailerData, n: int, *, seed: int) -> RetailerData:
     """
     if n < MIN_EVENTS:
         raise ConfigError(f"customers must be >= {MIN_EVENTS}, got {n!r}.")
-    counts = data.interactions.group_by(Columns.USER).len()
-    eligible = counts.filter(pl.col("len") >= MIN_EVENTS)[Columns.USER].sort().to_list()
+    eligible = eligible_customers(data)
     if len(eligible) > n:
         rng = np.random.default_rng(seed)
         eligible = sorted(rng.choice(eligible, n, replace=False).tolist())
