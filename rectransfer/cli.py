@@ -273,6 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also rank the untrained rows with the customers' own earlier items left in",
     )
+    b.add_argument(
+        "--rows",
+        type=_names,
+        default=None,
+        metavar="ROW,...",
+        help="compute only these rows (e.g. 'broad' for zero-shot transfer alone; default: all)",
+    )
     b.add_argument("--name", default=None, help="retailer name (default: the folder's name)")
     _add_encoder_options(b, model_given=True)
 
@@ -534,6 +541,7 @@ def _run(args: argparse.Namespace) -> None:
             ks=args.k,
             tune_encoder=args.tune_encoder,
             own_history_kept=args.own_history_kept,
+            rows=args.rows,
         )
         write_report(report, args.out, plot=args.plot)
         print(markdown_summary(report))

@@ -71,6 +71,10 @@ PROTOCOL = (
 COLD_ITEM_MAX_INTERACTIONS = 2  # slice: test items with at most this many training interactions
 SHORT_HISTORY_MAX_ITEMS = 3  # slice: customers with at most this many earlier items
 MIN_EVENTS = 3  # a customer needs training, validation and test interactions
+UNTRAINED_ROWS = ("popularity", "item-knn", "text-only", "markov")
+RANKER_ROWS = ("broad", "local-only", "adapted", "blend", "guarded")
+# Rows that need the shop's own rankers fitted (the broad model alone needs no fitting).
+ADAPTED_ROWS = frozenset(RANKER_ROWS) - {"broad"}
 
 
 def eligible_customers(data: RetailerData) -> list[str]:
@@ -101,6 +105,7 @@ def evaluate_split(
     implicit_references: bool = False,
     tune_encoder: bool = False,
     own_history_kept: bool = False,
+    rows: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Every model's figures on one customer subset (rows without fraction/seed filled in).
 
@@ -108,13 +113,16 @@ def evaluate_split(
     ``tune_encoder`` the rows of adapt's per-retailer encoder step (:func:`_tuned_rows`);
     ``own_history_kept`` the untrained rows again with the customers' own earlier items left in
     the ranking (named ``... (own items kept)``; the rankers' candidates never hold them).
+    ``rows`` keeps only these of the untrained and ranker rows (default: all; see
+    :func:`check_rows`); the rows of the options above are computed whenever they are on.
     """
+    wanted = set(check_rows(rows, tune_encoder=tune_encoder))
     evaluated = with_customers_of(data, full)
     trainable = with_customers_of(drop_last_interaction(data), full)
     test = cut_queries(evaluated, 0)
-    rows = test.rows
-    context = test.queries.context.select(rows)
-    targets = test.queries.targets[rows] if test.queries.targets is not None else rows
+    queries = test.rows
+    context = test.queries.context.select(queries)
+    targets = test.queries.targets[queries] if test.queries.targets is not None else queries
     train_counts = test.stats.count[targets]
     slices = {
         "cold items": train_counts <= COLD_ITEM_MAX_INTERACTIONS,
@@ -127,10 +135,10 @@ def evaluate_split(
     valid = cut_queries(evaluated, 1)  # histories before the validation item, its statistics
     settings = [("", context)]
     if own_history_kept:
-        settings.append((KEPT_SUFFIX, _no_items(len(rows), context.n_items)))
+        settings.append((KEPT_SUFFIX, _no_items(len(queries), context.n_items)))
     for suffix, excluded in settings:
         valid_excluded = None if not suffix else _no_items(len(valid.rows), context.n_items)
-        for name in ("popularity", "item-knn", "text-only", "markov"):
+        for name in (n for n in UNTRAINED_ROWS if n in wanted):
             started = time.perf_counter()
             record: dict[str, Any] | None = None
             if name == "popularity":
@@ -142,7 +150,7 @@ def evaluate_split(
             else:
                 scorer, record = _tuned_markov(test, valid, vectors, valid_excluded)
             fitted = time.perf_counter()
-            ranks = dense_target_ranks(scorer, rows, targets, excluded)
+            ranks = dense_target_ranks(scorer, queries, targets, excluded)
             elapsed = time.perf_counter() - fitted
             results.append((name + suffix, ranks, fitted - started, elapsed, None))
             if record is not None:
@@ -151,51 +159,44 @@ def evaluate_split(
         # tuned on the customers' histories before the test item: it never sees the test item
         for reference in tune_references(test.queries.context, random_state=random_state):
             started = time.perf_counter()
-            ranks = dense_target_ranks(reference.scorer, rows, targets, context)
+            ranks = dense_target_ranks(reference.scorer, queries, targets, context)
             elapsed = time.perf_counter() - started
             results.append((reference.name, ranks, reference.fit_seconds, elapsed, None))
             extras[reference.name] = reference.report()
 
-    adaptation = fit_adaptation(base, trainable, random_state=random_state)
-    config = CandidateConfig(**base.config.candidates)
-    started = time.perf_counter()
-    test_rows = labelled_rows(evaluated, range(1), config=config)
-    candidates_s = time.perf_counter() - started
-    decision = adaptation.report.decision
-    rankers = {
-        "broad": adaptation.rankers["broad"],
-        "local-only": adaptation.rankers.get("local"),
-        "adapted": adaptation.rankers.get("adapted"),
-        "blend": adaptation.rankers.get("blend"),
-        "guarded": adaptation.rankers[decision],
-    }
-    fit_s = {
-        "broad": 0.0,
-        "local-only": adaptation.fit_seconds.get("local", float("nan")),
-        "adapted": adaptation.fit_seconds.get("adapted", float("nan")),
-        "blend": adaptation.fit_seconds.get("blend", float("nan")),
-        "guarded": sum(v for k, v in adaptation.fit_seconds.items() if k != "blend"),
-    }
-    # Too little data to train at all: a retailer alone would fall back to popularity, and
-    # there is nothing to fine-tune; the rows say so instead of going missing.
-    stand_ins = {
-        "local-only": ("popularity", "too little data to train: popularity"),
-        "adapted": ("broad", "too little data to fine-tune: broad"),
-        "blend": ("broad", "too little data to fine-tune: broad"),
-    }
-    for name, booster in rankers.items():
-        if booster is None:
-            stand_in, why = stand_ins[name]
-            ranks = next(r[1] for r in results if r[0] == stand_in)
-            results.append((name, ranks, 0.0, 0.0, why))
-            continue
+    adaptation = (
+        fit_adaptation(base, trainable, random_state=random_state)
+        if wanted & ADAPTED_ROWS
+        else None
+    )
+    if wanted & set(RANKER_ROWS):
+        config = CandidateConfig(**base.config.candidates)
         started = time.perf_counter()
-        scores = predict(booster, test_rows.rows.features)
-        ranks = target_ranks(test_rows.group, test_rows.rows.label, scores, test_rows.n_groups)
-        elapsed = candidates_s + time.perf_counter() - started
-        results.append((name, ranks, fit_s[name], elapsed, None))
+        test_rows = labelled_rows(evaluated, range(1), config=config)
+        candidates_s = time.perf_counter() - started
+        for name, booster, fit_seconds in _rankers(base, adaptation):
+            if name not in wanted:
+                continue
+            if booster is None:
+                # Too little data to train at all: a retailer alone would fall back to
+                # popularity, and there is nothing to fine-tune; the rows say so instead of
+                # going missing.
+                stand_in, why = _STAND_INS[name]
+                if stand_in == "popularity":
+                    scorer = popularity_scorer(test.stats)
+                    ranks = dense_target_ranks(scorer, queries, targets, context)
+                else:
+                    ranks = next(r[1] for r in results if r[0] == stand_in)
+                results.append((name, ranks, 0.0, 0.0, why))
+                continue
+            started = time.perf_counter()
+            scores = predict(booster, test_rows.rows.features)
+            ranks = target_ranks(test_rows.group, test_rows.rows.label, scores, test_rows.n_groups)
+            elapsed = candidates_s + time.perf_counter() - started
+            results.append((name, ranks, fit_seconds, elapsed, None))
 
     if tune_encoder:
+        assert adaptation is not None  # check_rows keeps guarded with tune_encoder
         guarded_ranks = next(r[1] for r in results if r[0] == "guarded")
         tuned_results, extras["guarded+tuning"] = _tuned_rows(
             base, data, trainable, adaptation, guarded_ranks, random_state=random_state
@@ -211,8 +212,8 @@ def evaluate_split(
             "fit_s": round(fit_seconds, 3),
             "recommend_s": round(recommend_seconds, 3),
         }
-        if name == "guarded":
-            row["decision"] = decision
+        if name == "guarded" and adaptation is not None:
+            row["decision"] = adaptation.report.decision
         if note is not None:
             row["note"] = note
         row.update(extras.get(name, {}))
@@ -230,6 +231,57 @@ def evaluate_split(
 
 
 KEPT_SUFFIX = " (own items kept)"  # rows ranked with the customer's earlier items left in
+# What a ranker row shows when its model could not be trained: (row shown instead, why).
+_STAND_INS = {
+    "local-only": ("popularity", "too little data to train: popularity"),
+    "adapted": ("broad", "too little data to fine-tune: broad"),
+    "blend": ("broad", "too little data to fine-tune: broad"),
+}
+
+
+def check_rows(rows: Sequence[str] | None, *, tune_encoder: bool = False) -> tuple[str, ...]:
+    """The untrained and ranker rows to compute: ``rows`` checked, or all of them.
+
+    Examples
+    --------
+    >>> check_rows(["broad", "markov"])
+    ('markov', 'broad')
+    >>> check_rows(["brod"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    rectransfer.errors.ConfigError: rows: 'brod' is not a benchmark row; choose from ...
+    """
+    known = UNTRAINED_ROWS + RANKER_ROWS
+    if rows is None:
+        return known
+    for name in rows:
+        if name not in known:
+            raise ConfigError(
+                f"rows: {name!r} is not a benchmark row; choose from {', '.join(known)}."
+            )
+    if not rows:
+        raise ConfigError(f"rows must name at least one row of {', '.join(known)}.")
+    if tune_encoder and "guarded" not in rows:
+        raise ConfigError("tune_encoder compares with the guarded row: keep 'guarded' in rows.")
+    return tuple(name for name in known if name in rows)
+
+
+def _rankers(base: RecModel, adaptation: Adaptation | None) -> list[tuple[str, Any, float]]:
+    """(row, booster or None when it could not be trained, fit seconds) of every ranker row."""
+    if adaptation is None:  # only the broad row is wanted
+        return [("broad", base.booster, 0.0)]
+    fits = adaptation.fit_seconds
+    return [
+        ("broad", adaptation.rankers["broad"], 0.0),
+        ("local-only", adaptation.rankers.get("local"), fits.get("local", float("nan"))),
+        ("adapted", adaptation.rankers.get("adapted"), fits.get("adapted", float("nan"))),
+        ("blend", adaptation.rankers.get("blend"), fits.get("blend", float("nan"))),
+        (
+            "guarded",
+            adaptation.rankers[adaptation.report.decision],
+            sum(v for k, v in fits.items() if k != "blend"),
+        ),
+    ]
 
 
 def _no_items(n_users: int, n_items: int) -> Histories:
@@ -320,6 +372,7 @@ def run_benchmark(
     implicit_references: bool = True,
     tune_encoder: bool = False,
     own_history_kept: bool = False,
+    rows: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark on ``target`` with the broad model ``base``; returns the JSON document.
 
@@ -329,6 +382,8 @@ def run_benchmark(
     ``guarded+tuning``); it tunes an encoder per fraction and seed, which takes minutes each.
     ``own_history_kept`` adds the untrained rows (``popularity``, ``item-knn``, ``text-only``,
     ``markov``) ranked with the customers' own earlier items left in, as ``... (own items kept)``.
+    ``rows`` keeps only these of the untrained and ranker rows (e.g. ``["broad"]`` for zero-shot
+    transfer alone, which fits nothing on the target; default: all of them).
 
     Examples
     --------
@@ -343,6 +398,7 @@ def run_benchmark(
         raise ConfigError(f"seeds must be >= 1, got {seeds!r}.")
     if not ks or min(ks) < 1:
         raise ConfigError(f"k values must be positive integers, got {list(ks)!r}.")
+    check_rows(rows, tune_encoder=tune_encoder)
     if target.name in base.config.trained_on:
         raise ConfigError(
             f"the broad model was trained on {target.name!r}; benchmark it on a retailer it has "
@@ -360,7 +416,7 @@ def run_benchmark(
         implicit_references = False
         notes.append(IMPLICIT_MISSING_NOTE)
     plan = [(f, s) for f in fractions for s in (range(seeds) if f < 1.0 else range(1))]
-    rows: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
     for fraction, seed in tqdm(plan, desc=f"benchmark {target.name}", disable=not progress):
         rng = np.random.default_rng(seed)
         n = max(MIN_EVENTS, round(fraction * len(customers)))
@@ -375,9 +431,10 @@ def run_benchmark(
             implicit_references=implicit_references,
             tune_encoder=tune_encoder,
             own_history_kept=own_history_kept,
+            rows=rows,
         )
         for row in split_rows:
-            rows.append({"fraction": fraction, "seed": seed, **row})
+            results.append({"fraction": fraction, "seed": seed, **row})
     return {
         "target": target.name,
         "n_users": len(customers),
@@ -390,7 +447,7 @@ def run_benchmark(
             "rounds": base.config.rounds,
             "features": len(base.config.feature_names),
         },
-        "results": rows,
+        "results": results,
         "notes": notes,
     }
 

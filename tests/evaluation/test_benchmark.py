@@ -63,6 +63,37 @@ def test_report_has_every_model_fraction_and_seed(report, shop):
     json.dumps(report)  # serialisable as it is
 
 
+def test_rows_computes_only_the_rows_asked_for_with_the_same_figures(report, broad, shop):
+    chosen = run_benchmark(
+        broad,
+        shop,
+        fractions=(1.0, 0.5),
+        seeds=2,
+        ks=(5, 10),
+        progress=False,
+        implicit_references=False,
+        rows=["broad", "markov"],
+    )
+    wanted = [r for r in chosen["results"] if "slice" not in r]
+    assert {r["model"] for r in wanted} == {"broad", "markov"}
+    full = {
+        (r["model"], r["fraction"], r["seed"]): r["ndcg@10"]
+        for r in report["results"]
+        if "slice" not in r
+    }
+    for r in wanted:  # the same customers, the same models: the same figures as the full run
+        assert r["ndcg@10"] == pytest.approx(full[(r["model"], r["fraction"], r["seed"])])
+    # zero-shot alone fits nothing on the target: no guard decision is made
+    assert all("decision" not in r for r in wanted)
+
+
+def test_rows_must_be_known_and_keep_guarded_for_encoder_tuning(broad, shop):
+    with pytest.raises(rt.ConfigError, match="'brod' is not a benchmark row"):
+        run_benchmark(broad, shop, rows=["brod"], progress=False)
+    with pytest.raises(rt.ConfigError, match="keep 'guarded'"):
+        run_benchmark(broad, shop, rows=["broad"], tune_encoder=True, progress=False)
+
+
 def pl_len_at_least(n):
     import polars as pl
 
