@@ -1,4 +1,5 @@
-"""The ``rectransfer`` console script: check, pretrain, adapt, recommend, benchmark, loso, demo.
+"""The ``rectransfer`` console script: check, pretrain, adapt, recommend, benchmark, loso,
+source-curve, demo.
 
 Exit codes: 0 on success; 2 with a one-line ``rectransfer: error: ...`` (no traceback) when the
 input or options are bad, a destination is refused, or the environment fails (a full disk, a
@@ -150,6 +151,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_virtual_shops_option(lo)
     _add_encoder_options(lo)
+
+    sc = command("source-curve", "zero-shot transfer against the number of sources pretrained on")
+    sc.add_argument("--sources", nargs="+", type=Path, required=True, metavar="DIR")
+    sc.add_argument(
+        "--targets",
+        nargs="+",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="unseen retailers to benchmark",
+    )
+    sc.add_argument("--out", type=Path, required=True, metavar="RESULTS_JSON")
+    sc.add_argument("--table", type=Path, default=None, metavar="FILE.md", help="markdown table")
+    sc.add_argument(
+        "--counts", type=_ints, default=[1, 2, 4, 6], metavar="N,N,...", help="sources per model"
+    )
+    sc.add_argument("--orders", type=int, default=1, help="seeded orders of the sources")
+    sc.add_argument("--fractions", type=_floats, default=[1.0, 0.1], metavar="F,F,...")
+    sc.add_argument("--seeds", type=int, default=3, help="seeds per fraction below 1")
+    sc.add_argument(
+        "--max-customers", type=int, default=8_000, help="pretrain: training lists per source"
+    )
+    sc.add_argument(
+        "--early-stopping-rounds", type=int, default=BROAD_EARLY_STOPPING_ROUNDS, help="pretrain"
+    )
+    _add_virtual_shops_option(sc)
+    _add_encoder_options(sc)
 
     e = command(
         "pretrain-encoder", "fine-tune the text encoder on several retailers' product pairs"
@@ -394,7 +422,7 @@ def _check_destinations(args: argparse.Namespace) -> None:
             raise ConfigError(f"--k must be a positive integer (items per customer), got {args.k}")
         check_writable_parent(args.out)
         check_export_root(args.out)
-    elif args.command in ("benchmark", "bench"):
+    elif args.command in ("benchmark", "bench", "loso", "source-curve"):
         check_writable_parent(args.out, folder=False)
 
 
@@ -445,6 +473,35 @@ def _run(args: argparse.Namespace) -> None:
         )
         written(doc)
         print(loso_markdown(doc))
+        print(f"results -> {args.out}")
+    elif args.command == "source-curve":
+        from rectransfer.evaluation.benchmark import write_report
+        from rectransfer.evaluation.source_curve import curve_markdown, run_source_curve
+
+        def written_curve(doc):  # type: ignore[no-untyped-def]
+            write_report(doc, args.out)
+            if args.table is not None:
+                args.table.parent.mkdir(parents=True, exist_ok=True)
+                args.table.write_text(curve_markdown(doc) + "\n", encoding="utf-8")
+
+        doc = run_source_curve(
+            args.sources,
+            args.targets,
+            counts=args.counts,
+            orders=args.orders,
+            encoder=_encoder(args),
+            fractions=args.fractions,
+            seeds=args.seeds,
+            pretrain_options={
+                "max_customers_per_retailer": args.max_customers,
+                "early_stopping_rounds": args.early_stopping_rounds,
+                "virtual_shops": args.virtual_shops,
+            },
+            random_state=args.seed,
+            on_point=written_curve,
+        )
+        written_curve(doc)
+        print(curve_markdown(doc))
         print(f"results -> {args.out}")
     elif args.command == "pretrain-encoder":
         import time
