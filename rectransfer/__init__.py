@@ -9,7 +9,7 @@ Examples
 >>> import rectransfer as rt
 >>> shop = rt.RetailerData.load("sample_data/targets/trailhead_market")
 >>> model = rt.adapt(rt.RecModel.load(broad_dir), shop)  # the broad model: models/broad
->>> recs = model.recommend(shop, ["tm-0551", "tm-7389"], k=10)
+>>> recs = rt.recommend(model, shop, ["tm-0551", "tm-7389"], k=10)
 >>> recs.columns
 ['user_id', 'item_id', 'rank', 'score', 'source']
 >>> path = model.save(workdir / "trailhead_market")

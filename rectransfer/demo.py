@@ -9,6 +9,7 @@ from rectransfer.data.retailer import RetailerData, retailer_folders
 from rectransfer.errors import ConfigError
 from rectransfer.model.config import GuardReport
 from rectransfer.serving.export import write_recommendations
+from rectransfer.serving.recommend import recommend
 from rectransfer.text.encoder import Encoder
 from rectransfer.transfer.adapt import adapt
 from rectransfer.transfer.pretrain import pretrain
@@ -60,7 +61,7 @@ def run_demo(
         say(f"\nadapting to {shop.name} ({shop.n_items} products, {shop.n_users} customers)")
         model = adapt(broad, shop, random_state=random_state)
         adapted_dirs[shop.name] = model.save(workdir / "models" / shop.name)
-        recs = model.recommend(shop, k=k)
+        recs = recommend(model, shop, k=k)
         exports[shop.name] = write_recommendations(
             recs,
             workdir / "exports",

@@ -87,7 +87,7 @@ def run_pipeline(retailer: Path, model: Path, ws: Workspace) -> Path:
     data = rt.RetailerData.load(retailer)
     adapted = rt.adapt(base, data)
     adapted.save(ws.models / data.name)
-    recs = adapted.recommend(data, k=5)
+    recs = rt.recommend(adapted, data, k=5)
     return rt.write_recommendations(
         recs, ws.exports, retailer=data.name, run_date=RUN_DATE, model_version=adapted.model_version
     )

@@ -422,7 +422,7 @@ def run(retailer, base, out, seed):
     model = rt.adapt(rt.RecModel.load(base, encoder=encoder), data, random_state=seed)
     model.save(f"{out}/model")
     model = rt.RecModel.load(f"{out}/model", encoder=encoder)
-    recs = model.recommend(rt.RetailerData.load(retailer), k=10)
+    recs = rt.recommend(model, rt.RetailerData.load(retailer), k=10)
     return rt.write_recommendations(
         recs, f"{out}/exports", retailer=data.name, run_date="2026-11-23",
         model_version=model.model_version,

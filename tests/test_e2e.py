@@ -51,7 +51,7 @@ def test_saved_model_gives_identical_recommendations_with_the_real_encoder(demo)
     shop = rt.RetailerData.load(bundled_sample_data() / "targets" / "trailhead_market")
     loaded = rt.RecModel.load(result.adapted_dirs["trailhead_market"], encoder=encoder)
     exported = pl.read_parquet(result.exports["trailhead_market"])
-    again = loaded.recommend(shop, k=20)
+    again = rt.recommend(loaded, shop, k=20)
     assert again.select("user_id", "item_id", "rank").equals(
         exported.select("user_id", "item_id", "rank")
     )

@@ -44,7 +44,7 @@ def test_ids_that_differ_only_in_spaces_or_nul_stay_apart_through_the_export(
     expected_users = set(shop.interactions["user_id"].to_list())
     assert {"cust1", *ODD_IDS.values()} <= expected_users
 
-    recs = broad.recommend(shop, k=3)
+    recs = rt.recommend(broad, shop, k=3)
     path = rt.write_recommendations(recs, tmp_path, retailer="odd", model_version="v")
     written = pl.read_parquet(path)
 
@@ -58,8 +58,8 @@ def test_ids_that_differ_only_in_spaces_or_nul_stay_apart_through_the_export(
 
 def test_a_request_names_the_exact_customer(broad) -> None:
     shop = _odd_shop()
-    exact = broad.recommend(shop, [" cust1 "], k=3)
-    plain = broad.recommend(shop, ["cust1"], k=3)
+    exact = rt.recommend(broad, shop, [" cust1 "], k=3)
+    plain = rt.recommend(broad, shop, ["cust1"], k=3)
     assert exact["user_id"].unique().to_list() == [" cust1 "]
     bought = dict(
         shop.interactions.group_by("user_id").agg("item_id").select("user_id", "item_id").rows()
@@ -120,7 +120,7 @@ def _recommend_peak(model, shop: rt.RetailerData) -> tuple[pl.DataFrame, int]:  
     users = shop.interactions["user_id"].unique(maintain_order=True).to_list()
     model.prepare(shop)  # vectors and statistics are not what this measures
     tracemalloc.start()
-    recs = model.recommend(shop, users, k=20)
+    recs = rt.recommend(model, shop, users, k=20)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return recs, peak
@@ -147,12 +147,11 @@ def _calls(model, shop):  # type: ignore[no-untyped-def]
     item = shop.items["item_id"][0]
     return {
         "users": [
-            lambda: model.recommend(shop, "123"),
             lambda: rt.recommend(model, shop, "123"),
             lambda: recommend_prepared(model, model.prepare(shop), "123"),
         ],
         "allow_items": [
-            lambda: model.recommend(shop, allow_items=item),
+            lambda: rt.recommend(model, shop, allow_items=item),
             lambda: rt.recommend_for(model, shop, allow_items=item),
         ],
         "deny_items": [
@@ -176,7 +175,7 @@ def test_a_bare_string_for_a_list_of_ids_raises_a_type_error_naming_the_argument
 def test_a_non_id_in_a_list_raises_a_type_error_naming_its_place(broad, bad) -> None:  # type: ignore[no-untyped-def]
     shop = make_shop("api", seed=3, n_users=20)
     with pytest.raises(TypeError, match=r"^users\[1\] is .* not an id"):
-        broad.recommend(shop, ["c", *bad])
+        rt.recommend(broad, shop, ["c", *bad])
     with pytest.raises(TypeError, match=r"^history\[0\] is .* not an id"):
         rt.recommend_for(broad, shop, history=bad)
 
@@ -184,7 +183,7 @@ def test_a_non_id_in_a_list_raises_a_type_error_naming_its_place(broad, bad) -> 
 def test_integer_ids_in_a_list_are_read_as_their_decimal_text(broad) -> None:
     shop = make_shop("api", seed=3, n_users=20)
     with pytest.warns(rt.DataQualityWarning, match="unknown"):  # neither is a customer there
-        recs = broad.recommend(shop, [123, np.int64(7)], k=2)
+        recs = rt.recommend(broad, shop, [123, np.int64(7)], k=2)
     assert recs["user_id"].unique(maintain_order=True).to_list() == ["123", "7"]
 
 

@@ -64,18 +64,18 @@ def shops() -> dict[str, rt.RetailerData]:
 
 def test_recommendations_hold_only_the_retailers_items_and_customers(broad, shops):
     a, b = shops["a"], shops["b"]
-    first = broad.recommend(a, k=5)
-    broad.recommend(b, k=5)  # the same model object serves another retailer in between
-    again = broad.recommend(a, k=5)
+    first = rt.recommend(broad, a, k=5)
+    rt.recommend(broad, b, k=5)  # the same model object serves another retailer in between
+    again = rt.recommend(broad, a, k=5)
     assert again.equals(first)  # nothing of b stayed behind
     for shop in (a, b):
-        recs = broad.recommend(shop, k=5)
+        recs = rt.recommend(broad, shop, k=5)
         assert set(recs["item_id"]) <= set(shop.items["item_id"])
         assert set(recs["user_id"]) == customers(shop)
     # Asking one retailer for another's customer gives that retailer's popular items only.
     stranger = next(iter(customers(b)))
     with pytest.warns(rt.DataQualityWarning, match="unknown at 'a'"):
-        asked = broad.recommend(a, [stranger], k=5)
+        asked = rt.recommend(broad, a, [stranger], k=5)
     assert set(asked["item_id"]) <= set(a.items["item_id"])
     assert asked["source"].unique().to_list() == ["popular"]
 
@@ -90,15 +90,15 @@ def test_colliding_ids_of_two_retailers_do_not_mix(broad):
         plain["y"].users,
         name="y",
     )
-    alone = broad.recommend(x, k=5)
-    broad.recommend(y, k=5)
-    assert broad.recommend(x, k=5).equals(alone)
+    alone = rt.recommend(broad, x, k=5)
+    rt.recommend(broad, y, k=5)
+    assert rt.recommend(broad, x, k=5).equals(alone)
 
 
 def test_exports_of_two_retailers_in_one_root_stay_apart(broad, shops, tmp_path):
     date = dt.date(2026, 11, 23)
     for name, shop in shops.items():
-        recs = broad.recommend(shop, k=4)
+        recs = rt.recommend(broad, shop, k=4)
         rt.write_recommendations(recs, tmp_path, retailer=name, run_date=date, model_version="v")
     scanned = pl.scan_parquet(tmp_path / "**" / "*.parquet", hive_partitioning=True).collect()
     for name, shop in shops.items():
@@ -185,7 +185,7 @@ def test_the_cache_stores_text_hashes_and_vectors_and_customer_text_only_when_as
 
     cached = CachedEncoder(HashingEncoder(64), EmbeddingCache(tmp_path / "shared"))
     model = rt.pretrain([shop], encoder=cached, random_state=0)
-    model.recommend(shop, k=3)
+    rt.recommend(model, shop, k=3)
     rt.adapt(model, shop)
     stored = cache_keys_on_disk(tmp_path / "shared")
     assert stored == products  # product text only: no customer text by default
@@ -298,12 +298,12 @@ def _alone(model: rt.RecModel) -> rt.RecModel:
 def test_two_retailers_with_the_same_name_served_by_one_model_stay_apart(broad, namesakes):
     first, second = namesakes
     shared = _alone(broad)
-    one = shared.recommend(first, k=5)
-    two = shared.recommend(second, k=5)
-    again = shared.recommend(first, k=5)
+    one = rt.recommend(shared, first, k=5)
+    two = rt.recommend(shared, second, k=5)
+    again = rt.recommend(shared, first, k=5)
     assert again.equals(one)
     for shop, recs in ((first, one), (second, two)):
-        assert recs.equals(_alone(broad).recommend(shop, k=5))  # as if served alone
+        assert recs.equals(rt.recommend(_alone(broad), shop, k=5))  # as if served alone
         assert set(recs["item_id"]) <= set(shop.items["item_id"])
         assert set(recs["user_id"]) == customers(shop)
         # an online request is answered from this tenant's catalogue too
@@ -328,11 +328,11 @@ def test_namesakes_with_the_same_id_strings_get_their_own_lists(broad):
         name="shop",
     )
     shared = _alone(broad)
-    first = shared.recommend(plain, k=5)
-    second = shared.recommend(other, k=5)
-    assert second.equals(_alone(broad).recommend(other, k=5))
+    first = rt.recommend(shared, plain, k=5)
+    second = rt.recommend(shared, other, k=5)
+    assert second.equals(rt.recommend(_alone(broad), other, k=5))
     assert not second.equals(first)  # the two shops really differ
-    assert shared.recommend(plain, k=5).equals(first)
+    assert rt.recommend(shared, plain, k=5).equals(first)
 
 
 def test_exports_of_namesakes_in_their_own_roots_hold_only_their_own_rows(
@@ -342,7 +342,7 @@ def test_exports_of_namesakes_in_their_own_roots_hold_only_their_own_rows(
     shared = _alone(broad)
     roots = [tmp_path / "tenant-1", tmp_path / "tenant-2"]
     for shop, root in zip(namesakes, roots, strict=True):
-        recs = shared.recommend(shop, k=4)
+        recs = rt.recommend(shared, shop, k=4)
         rt.write_recommendations(recs, root, retailer="shop", run_date=date, model_version="v")
     for shop, root in zip(namesakes, roots, strict=True):
         part = pl.read_parquet(partition_path(root, "shop", date) / "part-0.parquet")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,8 @@ class RecModel:
     --------
     >>> import rectransfer as rt
     >>> model = rt.RecModel.load(broad_dir)
-    >>> recs = model.recommend(rt.RetailerData.load("sample_data/targets/trailhead_market"), k=10)
+    >>> shop = rt.RetailerData.load("sample_data/targets/trailhead_market")
+    >>> recs = rt.recommend(model, shop, k=10)
     >>> recs["user_id"].n_unique(), recs.height
     (180, 1800)
     """
@@ -173,7 +175,22 @@ class RecModel:
         deny_items: list[str] | None = None,
         threads: int | None = None,
     ) -> pl.DataFrame:
-        """Top-``k`` items per customer; see :func:`rectransfer.serving.recommend`."""
+        """Top-``k`` items per customer: a deprecated spelling of :func:`rectransfer.recommend`.
+
+        .. deprecated:: 0.1.0
+            ``RecModel.recommend`` will be removed in a later version; use
+            ``rectransfer.recommend(model, data, ...)``, which takes the same arguments after the
+            model and returns the same frame. Verbs on a shop are functions taking the model
+            first, like :func:`rectransfer.recommend_for` and :func:`rectransfer.adapt`; methods
+            are the model's own lifecycle (``load``, ``save``, ``prepare``).
+        """
+        # The tests' warning filters (pyproject.toml) match this message's start.
+        warnings.warn(
+            "RecModel.recommend is deprecated; use rectransfer.recommend(model, data, ...) "
+            "instead. The method will be removed in a later version.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return recommend(
             self,
             data,

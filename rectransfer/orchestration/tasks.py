@@ -40,6 +40,7 @@ from rectransfer.orchestration.staleness import adaptation_reason
 from rectransfer.prepared.prepare import PreparedRetailer
 from rectransfer.serving.export import check_retailer_name, write_recommendations
 from rectransfer.serving.fanout import customer_chunks, merge_chunks, recommend_chunk
+from rectransfer.serving.recommend import recommend
 from rectransfer.text.encoder import Encoder
 from rectransfer.text.load import load_encoder
 from rectransfer.transfer.adapt import adapt
@@ -128,7 +129,7 @@ def staleness_task(model_dir: str | Path, base: RecModel, max_age_days: float) -
 
 @task
 def recommend_task(model: RecModel, data: RetailerData, k: int) -> pl.DataFrame:
-    return model.recommend(data, k=k)
+    return recommend(model, data, k=k)
 
 
 @io_task

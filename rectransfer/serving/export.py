@@ -129,7 +129,7 @@ def write_recommendations(
 
     Examples
     --------
-    >>> recs = model.recommend(shop, k=5)
+    >>> recs = rt.recommend(model, shop, k=5)
     >>> path = write_recommendations(recs, workdir / "exports", retailer="shop",
     ...                              run_date="2026-11-23", model_version=model.model_version)
     >>> path.relative_to(workdir).as_posix()
@@ -321,7 +321,7 @@ def read_recommendations(
 
     Examples
     --------
-    >>> path = write_recommendations(model.recommend(shop, k=2), workdir, retailer="shop",
+    >>> path = write_recommendations(rt.recommend(model, shop, k=2), workdir, retailer="shop",
     ...                              run_date="2026-11-23", model_version=model.model_version)
     >>> read_recommendations(workdir, retailer="shop", run_date="2026-11-23").columns[:3]
     ['retailer', 'run_date', 'user_id']

@@ -122,7 +122,7 @@ def merge_chunks(chunks: Sequence[pl.DataFrame]) -> pl.DataFrame:
     --------
     >>> prepared = model.prepare(shop)
     >>> parts = [recommend_chunk(model, prepared, rows) for rows in customer_chunks(prepared)]
-    >>> merge_chunks(parts).equals(model.recommend(shop))
+    >>> merge_chunks(parts).equals(rt.recommend(model, shop))
     True
     """
     if not chunks:
@@ -141,11 +141,12 @@ def recommend_in_chunks(
 ) -> pl.DataFrame:
     """Every customer's recommendations, computed chunk by chunk in this process.
 
-    The same rows as ``model.recommend(data, k=k)``; the flows run the chunks as separate tasks.
+    The same rows as ``rt.recommend(model, data, k=k)``; the flows run the chunks as separate tasks.
 
     Examples
     --------
-    >>> recommend_in_chunks(model, shop, k=20, chunk_size=50).equals(model.recommend(shop, k=20))
+    >>> chunked = recommend_in_chunks(model, shop, k=20, chunk_size=50)
+    >>> chunked.equals(rt.recommend(model, shop, k=20))
     True
     """
     prepared = model.prepare(data)

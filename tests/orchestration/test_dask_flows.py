@@ -67,7 +67,7 @@ def test_chunks_hold_every_customer_once_cut_on_scoring_blocks(broad, shop, smal
 def test_recommendations_in_chunks_equal_one_run_row_for_row(
     broad, shop, small_ranker_blocks, chunk_size
 ):
-    one_run = broad.recommend(shop, k=6)
+    one_run = rt.recommend(broad, shop, k=6)
     assert set(one_run["source"]) == {"ranker", "text", "popular"}
     assert_frame_equal(recommend_in_chunks(broad, shop, k=6, chunk_size=chunk_size), one_run)
 
@@ -79,8 +79,8 @@ def test_chunks_merge_in_customer_order_whatever_order_they_finish(broad, shop):
         for rows in customer_chunks(prepared, chunk_size=9)
     ]
     assert len(parts) > 2
-    assert_frame_equal(merge_chunks(parts[::-1]), broad.recommend(shop, k=3))
-    assert merge_chunks([]).columns == broad.recommend(shop, k=3).columns
+    assert_frame_equal(merge_chunks(parts[::-1]), rt.recommend(broad, shop, k=3))
+    assert merge_chunks([]).columns == rt.recommend(broad, shop, k=3).columns
 
 
 def test_task_runner_choice():

@@ -118,7 +118,7 @@ def test_the_dask_model_has_the_one_process_models_contract(
     adapted = rt.adapt(loaded, shop, random_state=0)
     from_local = rt.adapt(local, shop, random_state=0)
     assert adapted.kind in {"broad", "adapted", "blend", "local"}
-    ours, theirs = adapted.recommend(shop, k=5), from_local.recommend(shop, k=5)
+    ours, theirs = rt.recommend(adapted, shop, k=5), rt.recommend(from_local, shop, k=5)
     assert ours.columns == theirs.columns
     assert ours.height == theirs.height > 0  # every customer served, k items each
     assert set(ours["user_id"]) == set(theirs["user_id"])

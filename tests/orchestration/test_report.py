@@ -23,7 +23,7 @@ def test_a_shop_with_nothing_in_stock_gets_a_warning_row_in_the_report(broad) ->
     fine = plan_task.fn(_ready(broad, shop, None), chunk_size=1_000)
     report = markdown_report("Nightly recommendations", [fine.outcome, plan.outcome])
 
-    assert broad.recommend(sold_out, k=3).height == 0  # what the export then holds
+    assert rt.recommend(broad, sold_out, k=3).height == 0  # what the export then holds
     assert plan.outcome.status == "ok" and fine.outcome.warning is None
     assert plan.outcome.warning is not None
     assert "no item is in stock (in_stock is false for all 48 items)" in plan.outcome.warning

@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+import rectransfer as rt
 import rectransfer.ranking.compiled as compiled_scoring
 from rectransfer.model.recmodel import RecModel
 from rectransfer.ranking.compiled import ZERO_SPLIT, compile_booster, probe_rows
@@ -111,12 +112,12 @@ def test_a_failing_compiler_leaves_lightgbm_in_charge(monkeypatch, caplog):
 def test_a_large_batch_is_scored_compiled_with_the_same_lists(broad, target, monkeypatch):
     import_extra("lleaves", "compiled")
     plain = RecModel(broad.booster, broad.config, encoder=broad.encoder)
-    expected = plain.recommend(target, k=10)
+    expected = rt.recommend(plain, target, k=10)
     assert plain._compiled is None  # a small shop does not pay for compiling
 
     compiled = RecModel(broad.booster, broad.config, encoder=broad.encoder)
     monkeypatch.setattr(recommend_module, "COMPILE_MIN_CUSTOMERS", 1)
-    got = compiled.recommend(target, k=10)
+    got = rt.recommend(compiled, target, k=10)
     assert compiled._compiled is not None
     assert_frame_equal(got, expected, check_exact=False, rtol=1e-9)
     assert got.filter(pl.col("source") == "ranker").height > 0

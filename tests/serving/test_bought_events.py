@@ -48,7 +48,7 @@ def test_the_shop_has_customers_with_items_they_only_viewed(shop):
 def test_batch_lists_leave_out_purchases_only(broad, shop):
     catalogue = set(shop.items["item_id"].to_list())
     assert len(catalogue) < K_ALL
-    recs = broad.recommend(shop, k=K_ALL)
+    recs = rt.recommend(broad, shop, k=K_ALL)
     lists = {u: set(g["item_id"].to_list()) for (u,), g in recs.group_by("user_id")}
     for user, (purchased, viewed) in _purchased_and_viewed_only(shop).items():
         # everything but what they purchased: viewed-only items stay recommendable
@@ -64,7 +64,7 @@ def test_batch_lists_leave_out_purchases_only(broad, shop):
 
 
 def test_online_requests_with_views_in_the_history_get_the_batch_list(broad, shop):
-    batch = broad.recommend(shop, k=10)
+    batch = rt.recommend(broad, shop, k=10)
     texts = dict(shop.users.select("user_id", "text").iter_rows())
     customers = _purchased_and_viewed_only(shop)
     for (user,), group in _events(shop).group_by("user_id", maintain_order=True):

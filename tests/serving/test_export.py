@@ -14,7 +14,7 @@ from tests.conftest import make_shop
 
 @pytest.fixture(scope="module")
 def recs(broad):
-    return broad.recommend(make_shop("exp", seed=4, n_users=20), k=3)
+    return rt.recommend(broad, make_shop("exp", seed=4, n_users=20), k=3)
 
 
 def test_written_partition_has_the_schema_and_rows(recs, tmp_path):

@@ -15,7 +15,7 @@ def shop():
 
 @pytest.fixture(scope="module")
 def batch(broad, shop):
-    return broad.recommend(shop, k=8)
+    return rt.recommend(broad, shop, k=8)
 
 
 def _history(shop, user):
@@ -44,7 +44,7 @@ def test_every_customer_of_the_sample_shop_gets_their_batch_list_online(broad):
     """The bundled target shop (views, carts and purchases; customers with text only): a request
     with a customer's events, text and purchases gets exactly the list the export holds."""
     shop = rt.RetailerData.load(SAMPLE_DATA / "targets" / "trailhead_market")
-    batch = broad.recommend(shop, k=20)
+    batch = rt.recommend(broad, shop, k=20)
     events = shop.interactions.sort("timestamp", maintain_order=True)
     texts = dict(shop.users.select("user_id", "text").iter_rows())
     customers = batch["user_id"].unique(maintain_order=True).to_list()

@@ -41,7 +41,7 @@ def _bought(data: rt.RetailerData) -> dict[str, set[str]]:
 
 
 def test_every_customer_gets_k_valid_items_without_what_they_bought(broad, shop):
-    recs = broad.recommend(shop, k=5)
+    recs = rt.recommend(broad, shop, k=5)
     assert_valid_recommendations(recs, shop, 5)
     n_customers = shop.interactions["user_id"].n_unique() + 2  # + text-only
     assert recs["user_id"].n_unique() == n_customers
@@ -110,17 +110,17 @@ def test_rules_stock_allow_deny(broad, shop):
     out = some[:5]
     items = shop.items.with_columns(pl.col("item_id").is_in(out).not_().alias("in_stock"))
     data = rt.RetailerData.from_frames(items, shop.interactions, shop.users, name="shop")
-    recs = broad.recommend(data, k=10, deny_items=some[5:10])
+    recs = rt.recommend(broad, data, k=10, deny_items=some[5:10])
     assert not set(recs["item_id"].to_list()) & set(some[:10])
     allow = some[20:30]
-    recs = broad.recommend(data, k=10, allow_items=allow)
+    recs = rt.recommend(broad, data, k=10, allow_items=allow)
     assert set(recs["item_id"].to_list()) <= set(allow)
     with pytest.raises(rt.ConfigError, match="allow_items"):
-        broad.recommend(data, allow_items=["nope"])
+        rt.recommend(broad, data, allow_items=["nope"])
 
 
 def test_keep_bought_may_recommend_bought_items(broad, shop):
-    recs = broad.recommend(shop, k=40, exclude_bought=False)
+    recs = rt.recommend(broad, shop, k=40, exclude_bought=False)
     bought = _bought(shop)
     assert any(
         item in bought.get(user, set())
@@ -129,7 +129,7 @@ def test_keep_bought_may_recommend_bought_items(broad, shop):
 
 
 def test_cold_customers_text_and_popular_paths(broad, shop):
-    recs = broad.recommend(shop, ["SH-cold0", "never-seen", "SH-u0001"], k=4)
+    recs = rt.recommend(broad, shop, ["SH-cold0", "never-seen", "SH-u0001"], k=4)
     sources = dict(recs.group_by("user_id").agg(pl.col("source").first()).iter_rows())
     assert sources == {"SH-cold0": "text", "never-seen": "popular", "SH-u0001": "ranker"}
     descriptions = dict(shop.items.select("item_id", "description").iter_rows())
@@ -145,13 +145,13 @@ def test_cold_customers_text_and_popular_paths(broad, shop):
 
 
 def test_new_items_without_interactions_can_be_recommended_from_text(broad, shop):
-    recs = broad.recommend(shop, k=20)
+    recs = rt.recommend(broad, shop, k=20)
     assert recs.filter(pl.col("item_id").str.contains("NEW")).height > 0
 
 
 def test_recommendations_are_deterministic(broad, shop):
-    first = broad.recommend(shop, k=7)
-    second = broad.recommend(shop, k=7)
+    first = rt.recommend(broad, shop, k=7)
+    second = rt.recommend(broad, shop, k=7)
     assert first.equals(second)
 
 
@@ -172,7 +172,7 @@ def test_recommendation_properties_hold_for_any_options(
     out = set(rng.choice(ids, size=n_out, replace=False).tolist())
     items = shop.items.with_columns(pl.col("item_id").is_in(list(out)).not_().alias("in_stock"))
     data = rt.RetailerData.from_frames(items, shop.interactions, shop.users, name="shop")
-    recs = broad.recommend(data, k=k, exclude_bought=exclude_bought)
+    recs = rt.recommend(broad, data, k=k, exclude_bought=exclude_bought)
     assert_valid_recommendations(recs, data, k)
     if exclude_bought:
         bought = _bought(data)
@@ -186,21 +186,21 @@ def test_recommendation_properties_hold_for_any_options(
 
 def test_bad_k_is_a_clear_error(broad, shop):
     with pytest.raises(rt.ConfigError, match="k must be"):
-        broad.recommend(shop, k=0)
+        rt.recommend(broad, shop, k=0)
 
 
 def test_lists_do_not_depend_on_the_number_of_threads(broad, shop, monkeypatch):
     monkeypatch.setattr(candidates, "BLOCK_BUDGET_BYTES", 1)  # the smallest chunks: 8 customers
-    one = broad.recommend(shop, k=5, threads=1)
+    one = rt.recommend(broad, shop, k=5, threads=1)
     assert candidates.chunk_size(shop.items.height) == 8 < shop.interactions["user_id"].n_unique()
     for threads in (2, 3):
-        assert broad.recommend(shop, k=5, threads=threads).equals(one)
+        assert rt.recommend(broad, shop, k=5, threads=threads).equals(one)
 
 
 @pytest.mark.parametrize("threads", [0, -1, 1.5, "2", True])
 def test_a_bad_thread_count_is_refused(broad, shop, threads):
     with pytest.raises(rt.ConfigError, match="threads must be a positive integer"):
-        broad.recommend(shop, k=5, threads=threads)
+        rt.recommend(broad, shop, k=5, threads=threads)
 
 
 def test_the_text_path_follows_the_weights_chosen_for_the_retailer(broad, shop, monkeypatch):
@@ -216,7 +216,7 @@ def test_the_text_path_follows_the_weights_chosen_for_the_retailer(broad, shop, 
 
     # a retailer whose customers' text turned out to say nothing: all popularity is the popular list
     fresh = served((0.0, 0.0, 1.0, 50))
-    recs = broad.recommend(fresh, ["SH-cold0", "never-seen"], k=5)
+    recs = rt.recommend(broad, fresh, ["SH-cold0", "never-seen"], k=5)
     lists = {u: g["item_id"].to_list() for (u,), g in recs.group_by("user_id")}
     assert lists["SH-cold0"] == lists["never-seen"]
     assert set(recs["source"]) == {"popular"}
@@ -230,7 +230,7 @@ def test_the_text_path_follows_the_weights_chosen_for_the_retailer(broad, shop, 
     seen = [lists["SH-cold0"]]
     for choice in [(0.5, 0.0, 0.5, 50), (0.0, 0.75, 0.25, 2), (0.25, 0.5, 0.25, 2)]:
         fresh = served(choice)
-        batch = broad.recommend(fresh, ["SH-cold0"], k=5)
+        batch = rt.recommend(broad, fresh, ["SH-cold0"], k=5)
         assert set(batch["source"]) == {"text"}
         online = rt.recommend_for(broad, fresh, text=text, k=5)
         assert online["item_id"].to_list() == batch["item_id"].to_list()
@@ -248,10 +248,10 @@ def test_asking_mostly_for_unknown_customers_warns_once_per_shop(broad):
     known = shop.interactions["user_id"].unique().sort().to_list()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")  # once per message and place, as outside the tests
-        broad.recommend(shop, [*known[:3], "c-0001"], k=3)  # mostly known: no warning
+        rt.recommend(broad, shop, [*known[:3], "c-0001"], k=3)  # mostly known: no warning
         assert caught == []
         for _ in range(3):
-            broad.recommend(shop, ["c-0001", "c-0002"], k=3)
+            rt.recommend(broad, shop, ["c-0001", "c-0002"], k=3)
     assert [str(w.message).split(":")[0] for w in caught] == [
         "most customers asked for are unknown at 'warned'"
     ]
@@ -262,7 +262,7 @@ def test_quantities_move_an_item_up_the_popular_list_and_weights_of_one_change_n
 
     def for_a_stranger(data: rt.RetailerData) -> list[str]:
         with pytest.warns(rt.DataQualityWarning, match="unknown"):  # a stranger: popular items
-            return broad.recommend(data, ["a-stranger"], k=10)["item_id"].to_list()
+            return rt.recommend(broad, data, ["a-stranger"], k=10)["item_id"].to_list()
 
     popular = for_a_stranger(shop)
     rare = shop.interactions["item_id"].value_counts(sort=True)["item_id"][-1]
@@ -281,4 +281,4 @@ def test_quantities_move_an_item_up_the_popular_list_and_weights_of_one_change_n
     after = broad.prepare(bulk).serving_stats.popular
     assert (before > before[position]).sum() > 10 > (after > after[position]).sum()
     assert rare in for_a_stranger(bulk)
-    assert_frame_equal(broad.recommend(ones, k=5), broad.recommend(shop, k=5))
+    assert_frame_equal(rt.recommend(broad, ones, k=5), rt.recommend(broad, shop, k=5))

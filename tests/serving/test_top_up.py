@@ -48,7 +48,7 @@ def test_short_ranker_lists_are_topped_up_with_popular_items_scored_below(broad,
         items = shop.items.with_columns(pl.col("item_id").is_in(ids[::7]).not_().alias("in_stock"))
         data = rt.RetailerData.from_frames(items, shop.interactions, shop.users, name="wide")
         deny = ids[3::11]
-    recs = broad.recommend(data, k=K, deny_items=deny or None)
+    recs = rt.recommend(broad, data, k=K, deny_items=deny or None)
     users = data.interactions["user_id"].unique().to_list()
     assert recs["user_id"].n_unique() == len(users)
     for (user,), group in recs.group_by("user_id"):
@@ -66,7 +66,7 @@ def test_short_ranker_lists_are_topped_up_with_popular_items_scored_below(broad,
 
 
 def test_an_online_request_is_topped_up_the_same_way(broad, shop):
-    batch = broad.recommend(shop, k=K)
+    batch = rt.recommend(broad, shop, k=K)
     for user in shop.interactions["user_id"].unique(maintain_order=True).to_list()[:10]:
         history = shop.interactions.filter(pl.col("user_id") == user)["item_id"].to_list()
         text = shop.users.filter(pl.col("user_id") == user)["text"].item()

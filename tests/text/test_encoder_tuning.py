@@ -86,7 +86,7 @@ def test_adapt_tunes_the_encoder_and_keeps_it_only_when_the_guard_says_so(
         # saved and loaded elsewhere, the model finds its tuned encoder by the spec
         loaded = rt.RecModel.load(model.save(tmp_path / "model"))
         assert loaded.encoder.fingerprint == model.config.encoder.fingerprint
-        recs = loaded.recommend(shop, k=5)
+        recs = rt.recommend(loaded, shop, k=5)
         assert recs["user_id"].n_unique() == shop.interactions["user_id"].n_unique()
     else:
         assert not out.exists() and not (tmp_path / "tuned-encoder.work").exists()

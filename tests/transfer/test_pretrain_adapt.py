@@ -103,7 +103,7 @@ def test_a_shop_without_returning_customers_keeps_the_broad_model(broad, tmp_pat
     assert not (tmp_path / "tuned").exists()
     # The report survives the model directory's round trip (a valid config.json).
     assert rt.RecModel.load(model.save(tmp_path / "m")).guard == model.guard
-    assert model.recommend(once, k=3)["user_id"].n_unique() == 10
+    assert rt.recommend(model, once, k=3)["user_id"].n_unique() == 10
 
 
 def test_pretraining_is_deterministic(sources, encoder, broad):
@@ -143,7 +143,7 @@ def test_a_blend_ships_as_one_booster_scoring_adapted_plus_local(
     assert model.kind == "blend" and model.config.trained_on[-1] == "target"
     loaded = rt.RecModel.load(model.save(tmp_path / "blend"))
     assert loaded.kind == "blend" and loaded.model_version == model.model_version
-    assert loaded.recommend(target, k=5).equals(model.recommend(target, k=5))
+    assert rt.recommend(loaded, target, k=5).equals(rt.recommend(model, target, k=5))
 
 
 def test_pretraining_waits_as_long_as_asked_before_it_stops_early(sources, encoder, monkeypatch):
