@@ -168,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--counts", type=_ints, default=[1, 2, 4, 6], metavar="N,N,...", help="sources per model"
     )
     sc.add_argument("--orders", type=int, default=1, help="seeded orders of the sources")
+    sc.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the points of an earlier --out file (more orders or counts extend it)",
+    )
     sc.add_argument("--fractions", type=_floats, default=[1.0, 0.1], metavar="F,F,...")
     sc.add_argument("--seeds", type=int, default=3, help="seeds per fraction below 1")
     sc.add_argument(
@@ -476,6 +481,7 @@ def _run(args: argparse.Namespace) -> None:
         print(f"results -> {args.out}")
     elif args.command == "source-curve":
         from rectransfer.evaluation.benchmark import write_report
+        from rectransfer.evaluation.loso import load_document
         from rectransfer.evaluation.source_curve import curve_markdown, run_source_curve
 
         def written_curve(doc):  # type: ignore[no-untyped-def]
@@ -498,6 +504,7 @@ def _run(args: argparse.Namespace) -> None:
                 "virtual_shops": args.virtual_shops,
             },
             random_state=args.seed,
+            resume=load_document(args.out) if args.resume else None,
             on_point=written_curve,
         )
         written_curve(doc)

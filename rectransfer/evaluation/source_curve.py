@@ -52,6 +52,7 @@ def run_source_curve(
     ks: Sequence[int] = (10,),
     pretrain_options: dict[str, Any] | None = None,
     random_state: int = 0,
+    resume: dict[str, Any] | None = None,
     on_point: Callable[[dict[str, Any]], None] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -70,6 +71,10 @@ def run_source_curve(
     pretrain_options
         Keyword arguments for :func:`~rectransfer.transfer.pretrain.pretrain`; ``encoder`` and
         ``random_state`` are set here.
+    resume
+        The document of an earlier run with the same options but for ``counts`` and ``orders``
+        (e.g. its JSON): its points are kept, not pretrained again, so more orders or counts
+        extend a curve (the first orders of a seed are the same whatever their number).
     on_point
         Called with the document after every pretrained source set (e.g. to write it).
 
@@ -114,7 +119,17 @@ def run_source_curve(
         "random_state": random_state,
         "points": [],
     }
-    done: set[tuple[str, ...]] = set()
+    if resume is not None:
+        for key in ("sources", "targets", "fractions", "seeds", "encoder", "pretrain_options"):
+            if resume.get(key) != doc[key]:
+                raise ConfigError(
+                    f"resume: the earlier run had {key} = {resume.get(key)!r}, this one "
+                    f"{doc[key]!r}; resume only a run with the same options."
+                )
+        if resume.get("random_state") != random_state:
+            raise ConfigError("resume: the earlier run had another random_state.")
+        doc["points"] = list(resume.get("points", []))
+    done = {tuple(point["sources"]) for point in doc["points"]}
     for order in doc["orders"]:
         for n in doc["counts"]:
             chosen = tuple(sorted(order[:n]))

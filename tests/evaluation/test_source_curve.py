@@ -75,7 +75,7 @@ def test_the_table_has_a_line_per_count_and_a_column_per_target_and_fraction(cur
 def test_a_target_among_the_sources_and_a_count_too_large_are_refused(encoder):
     with pytest.raises(rt.ConfigError, match="are also sources"):
         run_source_curve(SOURCES, [SOURCES[0]], counts=(1,), encoder=encoder)
-    with pytest.raises(rt.ConfigError, match="counts must lie in 1..4"):
+    with pytest.raises(rt.ConfigError, match=r"counts must lie in 1\.\.4"):
         run_source_curve(SOURCES, [TARGET], counts=(5,), encoder=encoder)
 
 
@@ -90,3 +90,36 @@ def test_cli_writes_the_json_and_the_table(tmp_path, capsys):
     assert [p["sources"] for p in doc["points"]] == [[SOURCES[0].name]]
     assert table.read_text().startswith("| sources | rounds |")
     assert "results ->" in capsys.readouterr().out
+
+
+def test_resume_keeps_the_points_and_more_orders_extend_the_curve(curve, encoder):
+    earlier = json.loads(json.dumps({k: v for k, v in curve.items() if k != "_calls"}))
+    pretrained = []
+    doc = run_source_curve(
+        SOURCES,
+        [TARGET],
+        counts=(1, 4),
+        orders=3,
+        encoder=encoder,
+        fractions=(1.0, 0.5),
+        seeds=2,
+        pretrain_options=OPTIONS,
+        progress=False,
+        resume=earlier,
+        on_point=lambda d: pretrained.append(d["points"][-1]["sources"]),
+    )
+    assert doc["orders"][:2] == earlier["orders"]  # the first orders of a seed do not change
+    assert doc["points"][: len(earlier["points"])] == earlier["points"]
+    kept = {tuple(p["sources"]) for p in earlier["points"]}
+    assert all(tuple(sources) not in kept for sources in pretrained)
+    with pytest.raises(rt.ConfigError, match="resume: the earlier run had seeds"):
+        run_source_curve(
+            SOURCES,
+            [TARGET],
+            counts=(1,),
+            encoder=encoder,
+            seeds=1,
+            resume=earlier,
+            fractions=(1.0, 0.5),
+            pretrain_options=OPTIONS,
+        )
