@@ -40,21 +40,25 @@ if TYPE_CHECKING:
 SEQUENTIAL_MODEL = "sasrec"
 SELECTION_K = 10  # settings and epochs are compared by validation NDCG@10, the headline metric
 
-# At most three settings: every fraction and seed of the benchmark trains them all. Two blocks as
-# in the paper; the dropout that suits a shop depends on how sparse it is (the paper used 0.5 on
-# Amazon, 0.2 on denser data); one block for the smallest shops.
+# Two settings, since every fraction and seed of the benchmark trains them all: a larger model
+# lightly regularised and a smaller one heavily regularised (the paper used two blocks, dropout
+# 0.2 on dense data and 0.5 on sparse Amazon data). Two blocks with dropout 0.5 was never the best
+# on samples of amazon-videogames (a source shop), so its time goes to these two instead.
 SETTINGS: tuple[dict[str, Any], ...] = (
     {"blocks": 2, "dropout": 0.2},
-    {"blocks": 2, "dropout": 0.5},
     {"blocks": 1, "dropout": 0.5},
 )
 HIDDEN = 64
 MAX_LENGTH = 50  # the last 50 items of a history are read
-LEARNING_RATE = 1e-3
+# On the same samples validation rose about twice as fast per epoch as at 1e-3 and overfitted
+# later than at 6e-3, which matters here: on a shop of 20,000 customers the budget ends training.
+LEARNING_RATE = 3e-3
 BATCH_SIZE = 128
 MAX_EPOCHS = 200
 PATIENCE = 5  # epochs without a better validation score before a setting stops
-BUDGET_SECONDS = 120.0  # wall clock per setting, training and per-epoch validation together
+# Wall clock per setting, training and per-epoch validation together: an epoch over 20,000
+# customers and 12,000 items takes about 20 s of one core, so big shops stop by the budget.
+BUDGET_SECONDS = 240.0
 THREADS = 1  # torch threads per fit: the benchmark shares its machine
 
 
