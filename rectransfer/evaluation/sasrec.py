@@ -16,7 +16,6 @@ Only :mod:`rectransfer.evaluation.sequential` imports this module (torch is impo
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -215,7 +214,7 @@ def _batches(targets: np.ndarray, batch_size: int, rng: np.random.Generator) -> 
     lengths = (targets != -100).sum(axis=1)
     order = rng.permutation(len(targets))
     run = BUCKET * batch_size
-    batches = []
+    batches: list[np.ndarray] = []
     for start in range(0, len(order), run):
         part = order[start : start + run]
         part = part[np.argsort(lengths[part], kind="stable")]
@@ -256,8 +255,3 @@ def torch_threads(threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def parameters_count(net: nn.Module) -> int:
-    """Trainable parameters of ``net`` (for the report)."""
-    return sum(math.prod(p.shape) for p in net.parameters() if p.requires_grad)
