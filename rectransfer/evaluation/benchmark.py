@@ -401,8 +401,8 @@ def run_benchmark(
     ``implicit_references`` adds the ``implicit-als`` and ``implicit-item-knn`` rows when the
     ``implicit`` library is installed; without it the rows are left out and ``notes`` says so.
     ``sequential_references`` adds the ``sasrec`` row: SASRec trained on the fraction alone, its
-    setting chosen on validation within a wall-clock budget per setting (a few minutes per
-    fraction and seed on a big shop; see :mod:`rectransfer.evaluation.sequential`).
+    setting chosen on validation within a wall-clock budget per setting (up to 16 minutes per
+    fraction and seed on a shop of 20,000 customers; see :mod:`rectransfer.evaluation.sequential`).
     ``tune_encoder`` adds the rows of adapt's per-retailer encoder step (``tuned-encoder``,
     ``guarded+tuning``); it tunes an encoder per fraction and seed, which takes minutes each.
     ``own_history_kept`` adds the untrained rows (``popularity``, ``item-knn``, ``text-only``,

@@ -56,9 +56,10 @@ LEARNING_RATE = 3e-3
 BATCH_SIZE = 128
 MAX_EPOCHS = 200
 PATIENCE = 5  # epochs without a better validation score before a setting stops
-# Wall clock per setting, training and per-epoch validation together: an epoch over 20,000
-# customers and 12,000 items takes about 20 s of one core, so big shops stop by the budget.
-BUDGET_SECONDS = 240.0
+# Wall clock per setting, training and per-epoch validation together. An epoch over 20,000
+# customers and 12,000 items takes about 20 s of one core: such a shop still stops by the budget,
+# after about 20 epochs (at 240 s its validation score was still rising steeply when it stopped).
+BUDGET_SECONDS = 480.0
 THREADS = 1  # torch threads per fit: the benchmark shares its machine
 
 
