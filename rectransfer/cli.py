@@ -302,9 +302,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="add the rows of adapt's per-retailer encoder step (minutes per fraction and seed)",
     )
     b.add_argument(
+        "--sequential",
+        action="store_true",
+        help="add the sasrec row: SASRec on the shop alone, tuned on validation (minutes per "
+        "fraction and seed)",
+    )
+    b.add_argument(
         "--own-history-kept",
         action="store_true",
-        help="also rank the untrained rows with the customers' own earlier items left in",
+        help="also rank the untrained rows (and sasrec) with the customers' own earlier items "
+        "left in",
     )
     b.add_argument(
         "--rows",
@@ -603,6 +610,7 @@ def _run(args: argparse.Namespace) -> None:
             fractions=args.fractions,
             seeds=args.seeds,
             ks=args.k,
+            sequential_references=args.sequential,
             tune_encoder=args.tune_encoder,
             own_history_kept=args.own_history_kept,
             rows=args.rows,

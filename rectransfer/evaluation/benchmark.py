@@ -18,7 +18,9 @@ references from the ``implicit`` library, hyper-parameters chosen on validation 
 :mod:`rectransfer.evaluation.implicit_baselines`). A model with a candidate stage ranks the items
 outside its candidates below them, so they count as misses. With ``tune_encoder``, also
 ``tuned-encoder`` and ``guarded+tuning``: adapt's per-retailer encoder step
-(:mod:`rectransfer.text.tuning`), judged on the same test items.
+(:mod:`rectransfer.text.tuning`), judged on the same test items. With ``sequential_references``,
+also ``sasrec``: a small SASRec trained on the shop alone, its setting and epochs chosen on
+validation within a stated CPU budget (see :mod:`rectransfer.evaluation.sequential`).
 
 One module for one benchmark: the rows, the run over fractions and seeds, and the summary, table
 and plot of its report share the report's structure.
@@ -56,6 +58,7 @@ from rectransfer.evaluation.implicit_baselines import (
     tune_references,
 )
 from rectransfer.evaluation.markov import choose_markov, markov_scorer
+from rectransfer.evaluation.sequential import SEQUENTIAL_MODEL, tune_sequential
 from rectransfer.metrics import ndcg_at, recall_at, target_ranks
 from rectransfer.model.recmodel import RecModel
 from rectransfer.prepared.prepare import PreparedRetailer, prepare, with_customers_of
@@ -103,6 +106,7 @@ def evaluate_split(
     ks: Sequence[int],
     random_state: int,
     implicit_references: bool = False,
+    sequential_references: bool = False,
     tune_encoder: bool = False,
     own_history_kept: bool = False,
     rows: Sequence[str] | None = None,
@@ -110,9 +114,11 @@ def evaluate_split(
     """Every model's figures on one customer subset (rows without fraction/seed filled in).
 
     ``implicit_references`` adds the ``implicit`` rows (the library must be installed);
+    ``sequential_references`` the ``sasrec`` row (:mod:`rectransfer.evaluation.sequential`);
     ``tune_encoder`` the rows of adapt's per-retailer encoder step (:func:`_tuned_rows`);
-    ``own_history_kept`` the untrained rows again with the customers' own earlier items left in
-    the ranking (named ``... (own items kept)``; the rankers' candidates never hold them).
+    ``own_history_kept`` the untrained rows and ``sasrec`` again with the customers' own earlier
+    items left in the ranking (named ``... (own items kept)``; the rankers' candidates never hold
+    them; ``sasrec`` is the same fitted model, ranked once more).
     ``rows`` keeps only these of the untrained and ranker rows (default: all; see
     :func:`check_rows`); the rows of the options above are computed whenever they are on.
     """
@@ -163,6 +169,16 @@ def evaluate_split(
             elapsed = time.perf_counter() - started
             results.append((reference.name, ranks, reference.fit_seconds, elapsed, None))
             extras[reference.name] = reference.report()
+    if sequential_references:
+        # tuned on the same histories before the test item: it never sees the test item
+        sequential = tune_sequential(test.queries.context, random_state=random_state)
+        for suffix, excluded in settings:
+            started = time.perf_counter()
+            ranks = dense_target_ranks(sequential.scorer, queries, targets, excluded)
+            elapsed = time.perf_counter() - started
+            name = sequential.name + suffix
+            results.append((name, ranks, sequential.fit_seconds, elapsed, None))
+            extras[name] = sequential.report()
 
     adaptation = (
         fit_adaptation(base, trainable, random_state=random_state)
@@ -255,6 +271,11 @@ def check_rows(rows: Sequence[str] | None, *, tune_encoder: bool = False) -> tup
     if rows is None:
         return known
     for name in rows:
+        if name == SEQUENTIAL_MODEL:
+            raise ConfigError(
+                f"rows: {name!r} is an optional reference row: turn it on with "
+                "sequential_references (--sequential on the command line) instead."
+            )
         if name not in known:
             raise ConfigError(
                 f"rows: {name!r} is not a benchmark row; choose from {', '.join(known)}."
@@ -370,6 +391,7 @@ def run_benchmark(
     ks: Sequence[int] = (10, 20, 50),
     progress: bool = True,
     implicit_references: bool = True,
+    sequential_references: bool = False,
     tune_encoder: bool = False,
     own_history_kept: bool = False,
     rows: Sequence[str] | None = None,
@@ -378,12 +400,17 @@ def run_benchmark(
 
     ``implicit_references`` adds the ``implicit-als`` and ``implicit-item-knn`` rows when the
     ``implicit`` library is installed; without it the rows are left out and ``notes`` says so.
+    ``sequential_references`` adds the ``sasrec`` row: SASRec trained on the fraction alone, its
+    setting chosen on validation within a wall-clock budget per setting (up to 16 minutes per
+    fraction and seed on a shop of 20,000 customers; see :mod:`rectransfer.evaluation.sequential`).
     ``tune_encoder`` adds the rows of adapt's per-retailer encoder step (``tuned-encoder``,
     ``guarded+tuning``); it tunes an encoder per fraction and seed, which takes minutes each.
     ``own_history_kept`` adds the untrained rows (``popularity``, ``item-knn``, ``text-only``,
-    ``markov``) ranked with the customers' own earlier items left in, as ``... (own items kept)``.
+    ``markov``) and ``sasrec`` (when on) ranked with the customers' own earlier items left in, as
+    ``... (own items kept)``.
     ``rows`` keeps only these of the untrained and ranker rows (e.g. ``["broad"]`` for zero-shot
-    transfer alone, which fits nothing on the target; default: all of them).
+    transfer alone, which fits nothing on the target; default: all of them); the optional
+    reference rows are not among them: their options turn them on, whatever ``rows`` holds.
 
     Examples
     --------
@@ -429,6 +456,7 @@ def run_benchmark(
             ks=ks,
             random_state=seed,
             implicit_references=implicit_references,
+            sequential_references=sequential_references,
             tune_encoder=tune_encoder,
             own_history_kept=own_history_kept,
             rows=rows,
@@ -491,6 +519,7 @@ PLOT_STYLES: dict[str, dict[str, str]] = {
     "item-knn": {"color": "#e377c2", "marker": "<"},
     "implicit-item-knn": {"color": "#bcbd22", "marker": ">"},
     "implicit-als": {"color": "#17becf", "marker": "h"},
+    "sasrec": {"color": "#98df8a", "marker": "H"},
     "popularity": {"color": "#7f7f7f", "marker": "*"},
     "tuned-encoder": {"color": "#aec7e8", "marker": "p"},
     "guarded+tuning": {"color": "#393b79", "marker": "d"},
