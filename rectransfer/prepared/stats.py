@@ -69,7 +69,7 @@ class BehaviourStats:
     @classmethod
     def build(cls, histories: Histories) -> BehaviourStats:
         n = histories.n_items
-        items = histories.items.astype(np.int64)
+        items = histories.items
         count, recent = _counts(histories)
         share_all = count / max(count.sum(), 1.0)
         share_recent = recent / max(recent.sum(), 1.0)
@@ -83,13 +83,9 @@ class BehaviourStats:
             weighted, weighted_recent = _counts(histories, weights=weights)
             popular = _percentile(weighted_recent) + _percentile(weighted)
 
-        first_seen = np.full(n, np.nan, dtype=np.float32)
-        if len(items):
-            time_rank = _time_quantile(histories.times)
-            order = np.argsort(time_rank, kind="stable")[::-1]  # later first, so earliest wins
-            first_seen[items[order]] = time_rank[order]
-
-        user = histories.user_of_event()
+        first_seen = _first_seen(histories)
+        # int32 customer rows: half the memory of user_of_event's int64 for the pair counts
+        user = np.repeat(np.arange(histories.n_users, dtype=np.int32), histories.lengths)
         cooc = _pair_matrix(items, user, n, window=COOC_WINDOW, symmetric=True)
         diag = np.sqrt(np.maximum(count, 1.0))
         cooc = sp.diags(1.0 / diag) @ cooc @ sp.diags(1.0 / diag)
@@ -173,10 +169,27 @@ def _recent_mask(times: np.ndarray) -> np.ndarray:
     return np.asarray(times >= threshold)
 
 
-def _time_quantile(times: np.ndarray) -> np.ndarray:
-    """Each event's position in global time as a quantile in [0, 1] (ties share a value)."""
-    unique, inverse = np.unique(times, return_inverse=True)
-    return (inverse / max(len(unique) - 1, 1)).astype(np.float32)
+def _first_seen(histories: Histories) -> np.ndarray:
+    """Each item's first event as a quantile of global time in [0, 1] (NaN if never seen).
+
+    The quantile of a time is its rank among the distinct event times over their number less
+    one. Only each item's earliest time is ranked: no per-event ranks, inverse or sort order of
+    the whole event table are built.
+    """
+    n = histories.n_items
+    first_seen = np.full(n, np.nan, dtype=np.float32)
+    if len(histories.items) == 0:
+        return first_seen
+    earliest = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(earliest, histories.items, histories.times)
+    seen = np.bincount(histories.items, minlength=n) > 0
+    # distinct times by sorting (numpy's hash-based unique is far slower on tens of millions)
+    times = np.sort(histories.times)
+    distinct = times[np.concatenate([[True], times[1:] != times[:-1]])]
+    del times
+    rank = np.searchsorted(distinct, earliest[seen])
+    first_seen[seen] = (rank / max(len(distinct) - 1, 1)).astype(np.float32)
+    return first_seen
 
 
 def _percentile(values: np.ndarray) -> np.ndarray:
@@ -240,7 +253,9 @@ def strongest_per_row(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:
     if len(lengths) == 0 or lengths.max() <= keep:
         return matrix
     row = np.repeat(np.arange(matrix.shape[0]), lengths)
-    order = np.lexsort((matrix.indices, -matrix.data, row))  # by row, value down, column up
+    order = _by_row_value_down(row, matrix.data)
+    if order is None:
+        order = np.lexsort((matrix.indices, -matrix.data, row))  # by row, value down, column up
     starts = np.repeat(matrix.indptr[:-1], lengths)
     kept = order[np.arange(len(order)) - starts < keep]
     return sp.csr_matrix(
@@ -248,3 +263,18 @@ def strongest_per_row(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:
         shape=matrix.shape,
         dtype=matrix.dtype,
     )
+
+
+def _by_row_value_down(row: np.ndarray, data: np.ndarray) -> np.ndarray | None:
+    """The order of ``lexsort((columns, -data, row))`` for canonical CSR entries with values >= 0,
+    from one stable sort of one integer key; None for other values (NaN, negative, not float32).
+
+    Within a row, entries are in column order, so a stable sort on (row, value down) keeps ties by
+    column. Non-negative float32 values order as their bit patterns do; ``+ 0.0`` turns -0.0 into
+    0.0, which lexsort counts as equal.
+    """
+    if data.dtype != np.float32 or not bool(np.all(data >= 0)):
+        return None  # NaN fails data >= 0 too
+    bits = (data + np.float32(0.0)).view(np.uint32).astype(np.uint64)
+    key = (row.astype(np.uint64) << np.uint64(32)) | (np.uint64(0xFFFFFFFF) - bits)
+    return np.argsort(key, kind="stable")
