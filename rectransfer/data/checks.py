@@ -531,8 +531,12 @@ def normalise_interactions(
     timestamps = _timestamp_column(frame, label)
     weights = _weight_column(frame, label)
     events = _text_column(frame, label, Columns.EVENT)
-    if events.null_count() < events.len():  # an absent or empty column has nothing to clean
+    if events.null_count() < events.len():
         events = events.str.strip_chars().str.to_lowercase()
+    else:  # nothing to clean; a null column read from a file holds a 16-byte slot per row
+        events = pl.repeat(None, frame.height, dtype=pl.String, eager=True).alias(Columns.EVENT)
+    # One buffer, which the index's time array then shares instead of copying.
+    timestamps = timestamps.rechunk()
     normalised = pl.DataFrame([user_ids, item_ids, timestamps, weights, events])
     _require_known_items(normalised, label, items, items_label)
     # Stable: ties (day-resolution or position-only timestamps) keep the file's order.
