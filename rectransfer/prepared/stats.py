@@ -33,6 +33,7 @@ RECENT_SHARE = 0.1  # the newest tenth of the events defines "recent" popularity
 # does the cost per customer. The weak tail adds little to a ranking.
 ITEM_PARTNERS = 100
 PAIR_EVENTS_PER_SLICE = 1_000_000  # item pairs are counted over this many events at a time
+TRIM_ENTRIES_PER_BLOCK = 2_000_000  # entries of long rows ranked at a time by strongest_per_row
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,7 @@ class BehaviourStats:
         # int32 customer rows: half the memory of user_of_event's int64 for the pair counts
         user = np.repeat(np.arange(histories.n_users, dtype=np.int32), histories.lengths)
         cooc = _pair_matrix(items, user, n, window=COOC_WINDOW, symmetric=True)
-        diag = np.sqrt(np.maximum(count, 1.0))
-        cooc = sp.diags(1.0 / diag) @ cooc @ sp.diags(1.0 / diag)
+        _cosine_normalise(cooc, count)
         transitions = _pair_matrix(items, user, n, window=1, symmetric=False)
         return cls(
             count=count,
@@ -239,6 +239,19 @@ def _slice_pairs(
     return sp.csr_matrix((data, (row, col)), shape=(n, n), dtype=np.float32)
 
 
+def _cosine_normalise(pairs: sp.csr_matrix, count: np.ndarray) -> None:
+    """Divide each pair count by the square roots of both items' counts, in place.
+
+    The products of ``diag(1/d) @ pairs @ diag(1/d)``, multiplied in the same order (row factor
+    first, both float32), without the two intermediate matrices of a product.
+    """
+    inverse = 1.0 / np.sqrt(np.maximum(count, 1.0))
+    row = np.repeat(np.arange(pairs.shape[0]), np.diff(pairs.indptr))
+    pairs.data *= inverse[row]
+    del row
+    pairs.data *= inverse[pairs.indices]
+
+
 def _row_normalise(matrix: sp.csr_matrix) -> sp.csr_matrix:
     sums = np.asarray(matrix.sum(axis=1)).ravel()
     scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)
@@ -252,17 +265,37 @@ def strongest_per_row(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:
     lengths = np.diff(matrix.indptr)
     if len(lengths) == 0 or lengths.max() <= keep:
         return matrix
-    row = np.repeat(np.arange(matrix.shape[0]), lengths)
-    order = _by_row_value_down(row, matrix.data)
-    if order is None:
-        order = np.lexsort((matrix.indices, -matrix.data, row))  # by row, value down, column up
-    starts = np.repeat(matrix.indptr[:-1], lengths)
-    kept = order[np.arange(len(order)) - starts < keep]
+    kept = np.ones(matrix.nnz, dtype=bool)
+    long_rows = np.flatnonzero(lengths > keep)  # shorter rows keep every entry unsorted
+    # Whole rows, about TRIM_ENTRIES_PER_BLOCK entries at a time: the sort keys and orders of a
+    # block, not of the whole matrix, are in memory.
+    before = np.cumsum(lengths[long_rows]) - lengths[long_rows]  # entries of earlier long rows
+    start = 0
+    while start < len(long_rows):
+        limit = before[start] + TRIM_ENTRIES_PER_BLOCK
+        stop = max(int(np.searchsorted(before, limit, side="left")), start + 1)
+        _drop_weakest(matrix, long_rows[start:stop], keep, kept)
+        start = stop
+    indptr = np.concatenate([[0], np.cumsum(np.minimum(lengths, keep))])
+    # Masking keeps each row's columns sorted: the result is canonical as it stands.
     return sp.csr_matrix(
-        (matrix.data[kept], (row[kept], matrix.indices[kept])),
-        shape=matrix.shape,
-        dtype=matrix.dtype,
+        (matrix.data[kept], matrix.indices[kept], indptr), shape=matrix.shape, dtype=matrix.dtype
     )
+
+
+def _drop_weakest(matrix: sp.csr_matrix, rows: np.ndarray, keep: int, kept: np.ndarray) -> None:
+    """Clear ``kept`` for every entry of ``rows`` past the row's ``keep`` largest (ties to the
+    lower column)."""
+    lengths = np.diff(matrix.indptr)[rows]
+    first = np.cumsum(lengths) - lengths  # each row's first place among the block's entries
+    entries = np.repeat(matrix.indptr[rows] - first, lengths) + np.arange(int(lengths.sum()))
+    row = np.repeat(np.arange(len(rows)), lengths)
+    data = matrix.data[entries]
+    order = _by_row_value_down(row, data)
+    if order is None:
+        order = np.lexsort((matrix.indices[entries], -data, row))  # by row, value down, column up
+    beyond = np.arange(len(order)) - np.repeat(first, lengths) >= keep
+    kept[entries[order[beyond]]] = False
 
 
 def _by_row_value_down(row: np.ndarray, data: np.ndarray) -> np.ndarray | None:
