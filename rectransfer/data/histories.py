@@ -105,6 +105,14 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts, lengths) + (np.arange(total) - offsets)
 
 
+def _weights(column: pl.Series) -> np.ndarray | None:
+    """The weights as float32, or None when every one is 1 (as float32, as before)."""
+    if bool((column == 1.0).all()):  # the usual case, without a float32 copy to find it
+        return None
+    weights = column.to_numpy().astype(np.float32)
+    return None if bool(np.all(weights == 1.0)) else weights
+
+
 def id_array(ids: pl.Series | list[str]) -> np.ndarray:
     """Ids as a numpy array of Python strings (``dtype=object``).
 
@@ -133,31 +141,33 @@ class RetailerIndex:
     @classmethod
     def build(cls, data: RetailerData) -> RetailerIndex:
         items = data.items[Columns.ITEM]
-        item_codes = pl.DataFrame(
-            {Columns.ITEM: items, "item_pos": np.arange(len(items), dtype=np.int32)}
-        )
-        events = data.interactions.select(Columns.USER, Columns.ITEM, Columns.TIMESTAMP).join(
-            item_codes, on=Columns.ITEM, how="left", maintain_order="left"
-        )
-        # interactions arrive sorted by (user, time, file order): users are contiguous runs.
-        users = events[Columns.USER]
-        starts = np.flatnonzero(users.ne_missing(users.shift(1)).fill_null(True).to_numpy())
-        user_list: list[str] = users.gather(starts).to_list() if len(events) else []
-        indptr = np.append(starts, len(events)).astype(np.int64)
+        interactions = data.interactions
+        n_events = interactions.height
+        # Item ids become catalogue positions in one pass: the ids are unique, so the catalogue is
+        # an Enum whose codes are the positions. Only the code column is built, not a joined copy
+        # of the interactions.
+        positions = interactions[Columns.ITEM].cast(pl.Enum(items)).to_physical()
+        # interactions arrive sorted by (user, time, file order): users are contiguous runs,
+        # found by comparing each row's id with the next one's (slices, not shifted copies).
+        users = interactions[Columns.USER]
+        changes = (users.slice(1) != users.head(max(n_events - 1, 0))).to_numpy()
+        starts = np.flatnonzero(np.concatenate([[n_events > 0], changes]))
+        user_ids = users.gather(starts)
+        indptr = np.append(starts, n_events).astype(np.int64)
         if data.users is not None:
-            known = set(user_list)
-            extra = [u for u in data.users[Columns.USER].to_list() if u not in known]
-            user_list += extra
-            indptr = np.concatenate([indptr, np.full(len(extra), len(events), dtype=np.int64)])
-        weights = data.interactions[Columns.WEIGHT].to_numpy().astype(np.float32)
+            text_users = data.users[Columns.USER]
+            extra = text_users.filter(~text_users.is_in(user_ids.implode()))
+            user_ids = pl.concat([user_ids, extra])
+            indptr = np.concatenate([indptr, np.full(len(extra), n_events, dtype=np.int64)])
         histories = Histories(
             indptr=indptr,
-            items=events["item_pos"].to_numpy().astype(np.int32),
-            times=events[Columns.TIMESTAMP].to_numpy().astype(np.int64),
+            items=positions.to_numpy().astype(np.int32),
+            # the frame's own buffer where polars can share it (read-only; nothing writes times)
+            times=interactions[Columns.TIMESTAMP].to_numpy().astype(np.int64, copy=False),
             n_items=len(items),
-            weights=None if bool(np.all(weights == 1.0)) else weights,
+            weights=_weights(interactions[Columns.WEIGHT]),
         )
-        return cls(item_ids=id_array(items), user_ids=id_array(user_list), histories=histories)
+        return cls(item_ids=id_array(items), user_ids=id_array(user_ids), histories=histories)
 
     @property
     def n_items(self) -> int:

@@ -33,6 +33,7 @@ RECENT_SHARE = 0.1  # the newest tenth of the events defines "recent" popularity
 # does the cost per customer. The weak tail adds little to a ranking.
 ITEM_PARTNERS = 100
 PAIR_EVENTS_PER_SLICE = 1_000_000  # item pairs are counted over this many events at a time
+TRIM_ENTRIES_PER_BLOCK = 2_000_000  # entries of long rows ranked at a time by strongest_per_row
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class BehaviourStats:
     @classmethod
     def build(cls, histories: Histories) -> BehaviourStats:
         n = histories.n_items
-        items = histories.items.astype(np.int64)
+        items = histories.items
         count, recent = _counts(histories)
         share_all = count / max(count.sum(), 1.0)
         share_recent = recent / max(recent.sum(), 1.0)
@@ -83,16 +84,11 @@ class BehaviourStats:
             weighted, weighted_recent = _counts(histories, weights=weights)
             popular = _percentile(weighted_recent) + _percentile(weighted)
 
-        first_seen = np.full(n, np.nan, dtype=np.float32)
-        if len(items):
-            time_rank = _time_quantile(histories.times)
-            order = np.argsort(time_rank, kind="stable")[::-1]  # later first, so earliest wins
-            first_seen[items[order]] = time_rank[order]
-
-        user = histories.user_of_event()
+        first_seen = _first_seen(histories)
+        # int32 customer rows: half the memory of user_of_event's int64 for the pair counts
+        user = np.repeat(np.arange(histories.n_users, dtype=np.int32), histories.lengths)
         cooc = _pair_matrix(items, user, n, window=COOC_WINDOW, symmetric=True)
-        diag = np.sqrt(np.maximum(count, 1.0))
-        cooc = sp.diags(1.0 / diag) @ cooc @ sp.diags(1.0 / diag)
+        _cosine_normalise(cooc, count)
         transitions = _pair_matrix(items, user, n, window=1, symmetric=False)
         return cls(
             count=count,
@@ -173,10 +169,27 @@ def _recent_mask(times: np.ndarray) -> np.ndarray:
     return np.asarray(times >= threshold)
 
 
-def _time_quantile(times: np.ndarray) -> np.ndarray:
-    """Each event's position in global time as a quantile in [0, 1] (ties share a value)."""
-    unique, inverse = np.unique(times, return_inverse=True)
-    return (inverse / max(len(unique) - 1, 1)).astype(np.float32)
+def _first_seen(histories: Histories) -> np.ndarray:
+    """Each item's first event as a quantile of global time in [0, 1] (NaN if never seen).
+
+    The quantile of a time is its rank among the distinct event times over their number less
+    one. Only each item's earliest time is ranked: no per-event ranks, inverse or sort order of
+    the whole event table are built.
+    """
+    n = histories.n_items
+    first_seen = np.full(n, np.nan, dtype=np.float32)
+    if len(histories.items) == 0:
+        return first_seen
+    earliest = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(earliest, histories.items, histories.times)
+    seen = np.bincount(histories.items, minlength=n) > 0
+    # distinct times by sorting (numpy's hash-based unique is far slower on tens of millions)
+    times = np.sort(histories.times)
+    distinct = times[np.concatenate([[True], times[1:] != times[:-1]])]
+    del times
+    rank = np.searchsorted(distinct, earliest[seen])
+    first_seen[seen] = (rank / max(len(distinct) - 1, 1)).astype(np.float32)
+    return first_seen
 
 
 def _percentile(values: np.ndarray) -> np.ndarray:
@@ -226,6 +239,19 @@ def _slice_pairs(
     return sp.csr_matrix((data, (row, col)), shape=(n, n), dtype=np.float32)
 
 
+def _cosine_normalise(pairs: sp.csr_matrix, count: np.ndarray) -> None:
+    """Divide each pair count by the square roots of both items' counts, in place.
+
+    The products of ``diag(1/d) @ pairs @ diag(1/d)``, multiplied in the same order (row factor
+    first, both float32), without the two intermediate matrices of a product.
+    """
+    inverse = 1.0 / np.sqrt(np.maximum(count, 1.0))
+    row = np.repeat(np.arange(pairs.shape[0]), np.diff(pairs.indptr))
+    pairs.data *= inverse[row]
+    del row
+    pairs.data *= inverse[pairs.indices]
+
+
 def _row_normalise(matrix: sp.csr_matrix) -> sp.csr_matrix:
     sums = np.asarray(matrix.sum(axis=1)).ravel()
     scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)
@@ -239,12 +265,49 @@ def strongest_per_row(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:
     lengths = np.diff(matrix.indptr)
     if len(lengths) == 0 or lengths.max() <= keep:
         return matrix
-    row = np.repeat(np.arange(matrix.shape[0]), lengths)
-    order = np.lexsort((matrix.indices, -matrix.data, row))  # by row, value down, column up
-    starts = np.repeat(matrix.indptr[:-1], lengths)
-    kept = order[np.arange(len(order)) - starts < keep]
+    kept = np.ones(matrix.nnz, dtype=bool)
+    long_rows = np.flatnonzero(lengths > keep)  # shorter rows keep every entry unsorted
+    # Whole rows, about TRIM_ENTRIES_PER_BLOCK entries at a time: the sort keys and orders of a
+    # block, not of the whole matrix, are in memory.
+    before = np.cumsum(lengths[long_rows]) - lengths[long_rows]  # entries of earlier long rows
+    start = 0
+    while start < len(long_rows):
+        limit = before[start] + TRIM_ENTRIES_PER_BLOCK
+        stop = max(int(np.searchsorted(before, limit, side="left")), start + 1)
+        _drop_weakest(matrix, long_rows[start:stop], keep, kept)
+        start = stop
+    indptr = np.concatenate([[0], np.cumsum(np.minimum(lengths, keep))])
+    # Masking keeps each row's columns sorted: the result is canonical as it stands.
     return sp.csr_matrix(
-        (matrix.data[kept], (row[kept], matrix.indices[kept])),
-        shape=matrix.shape,
-        dtype=matrix.dtype,
+        (matrix.data[kept], matrix.indices[kept], indptr), shape=matrix.shape, dtype=matrix.dtype
     )
+
+
+def _drop_weakest(matrix: sp.csr_matrix, rows: np.ndarray, keep: int, kept: np.ndarray) -> None:
+    """Clear ``kept`` for every entry of ``rows`` past the row's ``keep`` largest (ties to the
+    lower column)."""
+    lengths = np.diff(matrix.indptr)[rows]
+    first = np.cumsum(lengths) - lengths  # each row's first place among the block's entries
+    entries = np.repeat(matrix.indptr[rows] - first, lengths) + np.arange(int(lengths.sum()))
+    row = np.repeat(np.arange(len(rows)), lengths)
+    data = matrix.data[entries]
+    order = _by_row_value_down(row, data)
+    if order is None:
+        order = np.lexsort((matrix.indices[entries], -data, row))  # by row, value down, column up
+    beyond = np.arange(len(order)) - np.repeat(first, lengths) >= keep
+    kept[entries[order[beyond]]] = False
+
+
+def _by_row_value_down(row: np.ndarray, data: np.ndarray) -> np.ndarray | None:
+    """The order of ``lexsort((columns, -data, row))`` for canonical CSR entries with values >= 0,
+    from one stable sort of one integer key; None for other values (NaN, negative, not float32).
+
+    Within a row, entries are in column order, so a stable sort on (row, value down) keeps ties by
+    column. Non-negative float32 values order as their bit patterns do; ``+ 0.0`` turns -0.0 into
+    0.0, which lexsort counts as equal.
+    """
+    if data.dtype != np.float32 or not bool(np.all(data >= 0)):
+        return None  # NaN fails data >= 0 too
+    bits = (data + np.float32(0.0)).view(np.uint32).astype(np.uint64)
+    key = (row.astype(np.uint64) << np.uint64(32)) | (np.uint64(0xFFFFFFFF) - bits)
+    return np.argsort(key, kind="stable")

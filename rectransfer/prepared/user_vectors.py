@@ -31,9 +31,14 @@ class UserVectors:
         """From customer rows and their vectors (any order; a repeated row keeps its last)."""
         rows = np.asarray(rows, dtype=np.int64)
         vectors = np.asarray(vectors, dtype=np.float32)  # (len(rows), d)
+        # A zero vector is no text. Squares summed in place: no copy of the matrix to find them.
+        nonzero = np.einsum("ij,ij->i", vectors, vectors) > 0
+        if bool(np.all(rows[1:] > rows[:-1])) and bool(nonzero.all()):
+            # already sorted, unique and all text (rows in index order): kept as given, uncopied
+            return cls(rows, np.ascontiguousarray(vectors), n_users)
         # the last occurrence of each row wins, as with ``dense[rows] = vectors``
         last = len(rows) - 1 - np.unique(rows[::-1], return_index=True)[1]
-        keep = last[np.linalg.norm(vectors[last], axis=1) > 0]
+        keep = last[nonzero[last]]
         order = keep[np.argsort(rows[keep], kind="stable")]
         return cls(rows[order], np.ascontiguousarray(vectors[order]), n_users)
 

@@ -892,3 +892,18 @@ def test_invalid_frames_raise_schema_error(
 
     with pytest.raises(SchemaError):
         RetailerData.from_frames(items, interactions, users, name="prop")
+
+
+def test_weights_of_one_read_the_same_whether_given_absent_or_constant():
+    items = pl.DataFrame({"item_id": ["a", "b"], "title": ["A", "B"]})
+    base = {"user_id": ["u", "u", "v"], "item_id": ["a", "b", "a"], "timestamp": [1, 2, 3]}
+    absent = RetailerData.from_frames(items, pl.DataFrame(base), name="s")
+    ones = RetailerData.from_frames(
+        items, pl.DataFrame({**base, "weight": [1.0, 1.0, None]}), name="s"
+    )
+    mixed = RetailerData.from_frames(items, pl.DataFrame({**base, "quantity": [1, 3, 1]}), name="s")
+    for shop in (absent, ones):
+        assert shop.interactions.schema == INTERACTIONS_SCHEMA
+        assert shop.interactions["weight"].to_list() == [1.0, 1.0, 1.0]
+    assert_frame_equal(absent.interactions, ones.interactions)
+    assert mixed.interactions["weight"].to_list() == [1.0, 3.0, 1.0]

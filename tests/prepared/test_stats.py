@@ -179,3 +179,67 @@ def test_truncate_and_select_carry_the_weights():
     assert truncated.weights is not None and truncated.weights.tolist() == [1, 3]
     assert selected.weights is not None and selected.weights.tolist() == [3, 4, 1, 2]
     assert _weighted(None).truncate(1).weights is None
+
+
+def _lexsort_reference(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:
+    """strongest_per_row as first written: one three-key lexsort over every entry."""
+    matrix = sp.csr_matrix(matrix)
+    matrix.sum_duplicates()
+    lengths = np.diff(matrix.indptr)
+    row = np.repeat(np.arange(matrix.shape[0]), lengths)
+    order = np.lexsort((matrix.indices, -matrix.data, row))
+    starts = np.repeat(matrix.indptr[:-1], lengths)
+    kept = order[np.arange(len(order)) - starts < keep]
+    return sp.csr_matrix((matrix.data[kept], (row[kept], matrix.indices[kept])), shape=matrix.shape)
+
+
+def test_strongest_per_row_in_blocks_matches_one_lexsort_over_all_entries(monkeypatch):
+    rng = np.random.default_rng(5)
+    dense = (rng.integers(0, 6, size=(300, 200)) / 7).astype(np.float32)  # many ties
+    dense[rng.random(dense.shape) < 0.4] = 0
+    signed = dense.copy()
+    signed[3, :50] = -signed[3, :50]  # negative values take the lexsort path
+    # stored zeros of both signs, which lexsort counts as equal (ties to the lower column)
+    zeros = sp.csr_matrix(
+        (np.array([0.0, -0.0, 0.0, -0.0, 1.0], np.float32), [4, 1, 2, 0, 3], [0, 5]), shape=(1, 5)
+    )
+    monkeypatch.setattr(stats_module, "TRIM_ENTRIES_PER_BLOCK", 500)  # many blocks
+    for matrix in (sp.csr_matrix(dense), sp.csr_matrix(signed), zeros):
+        for keep in (1, 2, 7, 100):
+            got = strongest_per_row(matrix, keep)
+            want = _lexsort_reference(matrix, keep)
+            np.testing.assert_array_equal(got.indptr, want.indptr)
+            np.testing.assert_array_equal(got.indices, want.indices)
+            np.testing.assert_array_equal(got.data, want.data)
+
+
+def test_first_seen_is_the_quantile_of_each_items_earliest_event():
+    rng = np.random.default_rng(2)
+    lengths = rng.integers(0, 6, 200)
+    n_items = 60  # some never seen
+    items = rng.integers(0, n_items - 5, int(lengths.sum())).astype(np.int32)
+    times = rng.integers(0, 50, len(items)).astype(np.int64)  # many equal times
+    h = Histories(np.concatenate([[0], np.cumsum(lengths)]), items, times, n_items)
+    # the former computation: every event ranked in time, the earliest per item kept
+    unique, inverse = np.unique(times, return_inverse=True)
+    rank = (inverse / max(len(unique) - 1, 1)).astype(np.float32)
+    expected = np.full(n_items, np.nan, dtype=np.float32)
+    order = np.argsort(rank, kind="stable")[::-1]
+    expected[items[order]] = rank[order]
+    np.testing.assert_array_equal(stats_module._first_seen(h), expected)
+
+
+def test_cooccurrence_is_normalised_exactly_as_by_diagonal_products():
+    h = Histories(
+        np.array([0, 4, 7, 9]),
+        np.array([0, 1, 2, 1, 3, 1, 0, 2, 4], dtype=np.int32),
+        np.arange(9, dtype=np.int64),
+        5,
+    )
+    count = np.bincount(h.items, minlength=5).astype(np.float32)
+    user = np.repeat(np.arange(3), h.lengths)
+    pairs = stats_module._pair_matrix(h.items, user, 5, window=10, symmetric=True)
+    diag = sp.diags(1.0 / np.sqrt(np.maximum(count, 1.0)))
+    expected = sp.csr_matrix(diag @ pairs @ diag)
+    stats_module._cosine_normalise(pairs, count)
+    np.testing.assert_array_equal(pairs.toarray(), expected.toarray())
