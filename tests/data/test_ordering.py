@@ -55,5 +55,5 @@ def test_a_shuffled_folder_loads_and_recommends_as_the_ordered_one(broad, tmp_pa
     shuffled = rt.RetailerData.from_frames(shop.items, shuffled_frame, shop.users, name="shuffled")
     assert_frame_equal(shuffled.interactions, ordered.interactions)
     assert_frame_equal(
-        broad.recommend(shuffled, k=10), broad.recommend(ordered, k=10), check_exact=True
+        rt.recommend(broad, shuffled, k=10), rt.recommend(broad, ordered, k=10), check_exact=True
     )
