@@ -201,8 +201,11 @@ def evaluate_split(
                 if stand_in == "popularity":
                     scorer = popularity_scorer(test.stats)
                     ranks = dense_target_ranks(scorer, queries, targets, context)
-                else:
-                    ranks = next(r[1] for r in results if r[0] == stand_in)
+                else:  # the broad model, scored here: its row may not be among those wanted
+                    scores = predict(base.booster, test_rows.rows.features)
+                    ranks = target_ranks(
+                        test_rows.group, test_rows.rows.label, scores, test_rows.n_groups
+                    )
                 results.append((name, ranks, 0.0, 0.0, why))
                 continue
             started = time.perf_counter()

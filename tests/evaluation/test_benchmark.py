@@ -229,3 +229,12 @@ def test_cold_customers_need_a_users_file(broad, shop):
 
     with pytest.raises(rt.ConfigError, match="users file"):
         run_cold_customers(broad, replace(shop, users=None))
+
+
+def test_a_shop_too_small_to_adapt_shows_broad_in_its_adapted_row_even_alone(broad):
+    small = make_shop("tiny", seed=5, n_users=12)  # fewer validation customers than the guard needs
+    kwargs = {"fractions": (1.0,), "ks": (10,), "progress": False, "implicit_references": False}
+    alone = run_benchmark(broad, small, rows=["adapted"], **kwargs)["results"][0]
+    reference = run_benchmark(broad, small, rows=["broad"], **kwargs)["results"][0]
+    assert alone["model"] == "adapted" and alone["note"] == "too little data to fine-tune: broad"
+    assert alone["ndcg@10"] == reference["ndcg@10"]
