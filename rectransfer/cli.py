@@ -16,9 +16,9 @@ import errno
 import json
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from rectransfer.data.columns import Columns
 from rectransfer.data.retailer import RetailerData
@@ -143,13 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument(
         "--resume", action="store_true", help="keep the finished folds of an earlier --out file"
     )
-    lo.add_argument(
-        "--max-customers", type=int, default=8_000, help="pretrain: training lists per source"
-    )
-    lo.add_argument(
-        "--early-stopping-rounds", type=int, default=BROAD_EARLY_STOPPING_ROUNDS, help="pretrain"
-    )
-    _add_virtual_shops_option(lo)
+    _add_study_pretrain_options(lo)
     _add_encoder_options(lo)
 
     sc = command("source-curve", "zero-shot transfer against the number of sources pretrained on")
@@ -175,13 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sc.add_argument("--fractions", type=_floats, default=[1.0, 0.1], metavar="F,F,...")
     sc.add_argument("--seeds", type=int, default=3, help="seeds per fraction below 1")
-    sc.add_argument(
-        "--max-customers", type=int, default=8_000, help="pretrain: training lists per source"
-    )
-    sc.add_argument(
-        "--early-stopping-rounds", type=int, default=BROAD_EARLY_STOPPING_ROUNDS, help="pretrain"
-    )
-    _add_virtual_shops_option(sc)
+    _add_study_pretrain_options(sc)
     _add_encoder_options(sc)
 
     e = command(
@@ -347,6 +335,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_study_pretrain_options(parser: argparse.ArgumentParser) -> None:
+    """The pretrain options of the commands that pretrain broad models to study them."""
+    parser.add_argument(
+        "--max-customers", type=int, default=8_000, help="pretrain: training lists per source"
+    )
+    parser.add_argument(
+        "--early-stopping-rounds", type=int, default=BROAD_EARLY_STOPPING_ROUNDS, help="pretrain"
+    )
+    _add_virtual_shops_option(parser)
+
+
+def _study_pretrain_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "max_customers_per_retailer": args.max_customers,
+        "early_stopping_rounds": args.early_stopping_rounds,
+        "virtual_shops": args.virtual_shops,
+    }
+
+
+def _document_writer(
+    args: argparse.Namespace, markdown: Callable[[dict[str, Any]], str]
+) -> Callable[[dict[str, Any]], None]:
+    """Writes a study's JSON to ``--out`` and, with ``--table``, its markdown (after every step)."""
+    from rectransfer.evaluation.benchmark import write_report
+
+    def written(doc: dict[str, Any]) -> None:
+        write_report(doc, args.out)
+        if args.table is not None:
+            args.table.parent.mkdir(parents=True, exist_ok=True)
+            args.table.write_text(markdown(doc) + "\n", encoding="utf-8")
+
+    return written
+
+
 def _add_virtual_shops_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--virtual-shops",
@@ -457,14 +479,9 @@ def _run(args: argparse.Namespace) -> None:
         path = model.save(args.out)
         print(f"broad model {model.model_version} trained on {model.config.trained_on} -> {path}")
     elif args.command == "loso":
-        from rectransfer.evaluation.benchmark import write_report
         from rectransfer.evaluation.loso import load_document, loso_markdown, run_loso
 
-        def written(doc):  # type: ignore[no-untyped-def]
-            write_report(doc, args.out)
-            if args.table is not None:
-                args.table.parent.mkdir(parents=True, exist_ok=True)
-                args.table.write_text(loso_markdown(doc) + "\n", encoding="utf-8")
+        written = _document_writer(args, loso_markdown)
 
         doc = run_loso(
             args.sources,
@@ -473,11 +490,7 @@ def _run(args: argparse.Namespace) -> None:
             fractions=args.fractions,
             seeds=args.seeds,
             ks=args.k,
-            pretrain_options={
-                "max_customers_per_retailer": args.max_customers,
-                "early_stopping_rounds": args.early_stopping_rounds,
-                "virtual_shops": args.virtual_shops,
-            },
+            pretrain_options=_study_pretrain_options(args),
             held_out=args.held_out,
             random_state=args.seed,
             resume=load_document(args.out) if args.resume else None,
@@ -487,15 +500,10 @@ def _run(args: argparse.Namespace) -> None:
         print(loso_markdown(doc))
         print(f"results -> {args.out}")
     elif args.command == "source-curve":
-        from rectransfer.evaluation.benchmark import write_report
         from rectransfer.evaluation.loso import load_document
         from rectransfer.evaluation.source_curve import curve_markdown, run_source_curve
 
-        def written_curve(doc):  # type: ignore[no-untyped-def]
-            write_report(doc, args.out)
-            if args.table is not None:
-                args.table.parent.mkdir(parents=True, exist_ok=True)
-                args.table.write_text(curve_markdown(doc) + "\n", encoding="utf-8")
+        written_curve = _document_writer(args, curve_markdown)
 
         doc = run_source_curve(
             args.sources,
@@ -505,11 +513,7 @@ def _run(args: argparse.Namespace) -> None:
             encoder=_encoder(args),
             fractions=args.fractions,
             seeds=args.seeds,
-            pretrain_options={
-                "max_customers_per_retailer": args.max_customers,
-                "early_stopping_rounds": args.early_stopping_rounds,
-                "virtual_shops": args.virtual_shops,
-            },
+            pretrain_options=_study_pretrain_options(args),
             random_state=args.seed,
             resume=load_document(args.out) if args.resume else None,
             on_point=written_curve,

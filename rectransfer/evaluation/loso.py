@@ -205,7 +205,8 @@ def _fold_means(fold: dict[str, Any]) -> dict[tuple[str, float], tuple[float, fl
     return out
 
 
-def _mean_se(values: list[float]) -> dict[str, float | int | None]:
+def mean_se(values: Sequence[float]) -> dict[str, float | int | None]:
+    """Mean, standard error (0 for one value) and count of ``values``; ``None`` when empty."""
     if not values:
         return {"mean": None, "se": None, "n": 0}
     se = float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
@@ -240,11 +241,11 @@ def loso_summary(doc: dict[str, Any]) -> dict[str, Any]:
             per_fold.append(entry)
     at_goal = [e for e in per_fold if e["fraction"] == GOAL_FRACTION]
     wins = sum(1 for e in at_goal if (e.get("broad/local-only") or 0.0) >= 1.0)
-    guarded = _mean_se([e["guarded/local-only"] for e in at_goal if e["guarded/local-only"]])
+    guarded = mean_se([e["guarded/local-only"] for e in at_goal if e["guarded/local-only"]])
     return {
         "per_fold": per_fold,
         "means": [
-            {"fraction": fraction, "ratio": name, **_mean_se(values)}
+            {"fraction": fraction, "ratio": name, **mean_se(values)}
             for (fraction, name), values in sorted(ratios.items(), key=lambda kv: -kv[0][0])
         ],
         "goals": {

@@ -21,6 +21,7 @@ import numpy as np
 from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import ConfigError
 from rectransfer.evaluation.benchmark import run_benchmark
+from rectransfer.evaluation.loso import mean_se
 from rectransfer.text.encoder import Encoder
 from rectransfer.text.load import load_encoder
 from rectransfer.transfer.pretrain import pretrain
@@ -170,18 +171,13 @@ def run_source_curve(
     return doc
 
 
-def _mean_se(values: Sequence[float]) -> dict[str, Any]:
-    se = float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
-    return {"mean": float(np.mean(values)), "se": se, "n": len(values)}
-
-
 def _by_fraction(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Fraction (as text, a JSON key) -> NDCG@10 of every seed, their mean and standard error."""
     values: dict[float, list[float]] = {}
     for row in results:
         if "slice" not in row and row["model"] == "broad":
             values.setdefault(row["fraction"], []).append(row[METRIC])
-    return {f"{f:g}": {"values": v, **_mean_se(v)} for f, v in sorted(values.items())}
+    return {f"{f:g}": {"values": v, **mean_se(v)} for f, v in sorted(values.items())}
 
 
 def curve_summary(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -199,7 +195,7 @@ def curve_summary(doc: dict[str, Any]) -> list[dict[str, Any]]:
             for fraction, figure in fractions.items():
                 grouped.setdefault((target, fraction, point["count"]), []).append(figure["mean"])
     return [
-        {"target": t, "fraction": f, "count": n, **_mean_se(v)}
+        {"target": t, "fraction": f, "count": n, **mean_se(v)}
         for (t, f, n), v in sorted(
             grouped.items(), key=lambda kv: (kv[0][0], -float(kv[0][1]), kv[0][2])
         )
