@@ -63,6 +63,11 @@ class BehaviourStats:
         return support
 
     @cached_property
+    def cluster_lifts(self) -> dict[bytes, np.ndarray]:
+        """Transition lifts between text clusters, per clustering (filled by the features)."""
+        return {}
+
+    @cached_property
     def popular_orders(self) -> dict[bytes, np.ndarray]:
         """Proposable items by popularity, per mask of proposable items (filled by the features)."""
         return {}

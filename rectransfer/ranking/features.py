@@ -37,6 +37,7 @@ from rectransfer.ranking.candidates import (
     text_top,
     top_per_row,
 )
+from rectransfer.ranking.text_clusters import cluster_lift, recent_cluster_lift, text_clusters
 
 FEATURE_NAMES: tuple[str, ...] = (
     "sim_last",
@@ -56,6 +57,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "trans_fwd",
     "trans_fwd_rel",
     "trans_bwd",
+    "trans_cluster",
     "pop_pct",
     "recent_pct",
     "trend",
@@ -145,6 +147,8 @@ def iter_candidate_rows(
         moments=row_moments(catalogue),
         allowed=np.ones(catalogue.n_items, dtype=bool) if allowed is None else allowed,
         popular_order=popular_order(stats, allowed),
+        clusters=(clusters := text_clusters(catalogue)),
+        cluster_lift=cluster_lift(stats, clusters),
     )
     for start in range(0, len(selected), step):
         yield _chunk_rows(catalogue, stats, queries, selected[start : start + step], config, shared)
@@ -172,6 +176,8 @@ class _Shared:
     moments: RowMoments
     allowed: np.ndarray  # bool (n_items,)
     popular_order: np.ndarray  # proposable items, most popular first
+    clusters: np.ndarray  # int32 (n_items,), text cluster of every item
+    cluster_lift: np.ndarray  # float32 (k, k), log lift of cluster b next to cluster a
 
 
 def _history_matrix(
@@ -340,6 +346,14 @@ def _chunk_rows(
     x[:, _F["cooc_support"]] = support.lookup(keys)
     x[:, _F["trans_fwd"]] = fwd.lookup(keys)
     x[:, _F["trans_bwd"]] = bwd.lookup(keys)
+    x[:, _F["trans_cluster"]] = recent_cluster_lift(
+        shared.cluster_lift,
+        shared.clusters,
+        recent,
+        np.asarray(TRANSITION_WEIGHTS),
+        cand_row,
+        cand,
+    )
     cooc_max = _proposable_row_max(cooc, blocked, allowed, b)
     fwd_max = _proposable_row_max(fwd, blocked, allowed, b)
     x[:, _F["cooc_rel"]] = np.divide(
