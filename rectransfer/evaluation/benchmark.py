@@ -32,7 +32,8 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,10 @@ from rectransfer.model.recmodel import RecModel
 from rectransfer.prepared.prepare import PreparedRetailer, prepare, with_customers_of
 from rectransfer.ranking.candidates import CandidateConfig
 from rectransfer.ranking.ranker import predict
+from rectransfer.ranking.rules import RULE_NAMES
 from rectransfer.ranking.training_data import CutQueries, cut_queries, labelled_rows
 from rectransfer.transfer.adapt import Adaptation, fit_adaptation, with_tuned_encoder
+from rectransfer.transfer.guard import decide
 
 PROTOCOL = (
     "leave-one-out per customer in time order (last = test, previous = validation); whole "
@@ -190,10 +193,10 @@ def evaluate_split(
         started = time.perf_counter()
         test_rows = labelled_rows(evaluated, range(1), config=config)
         candidates_s = time.perf_counter() - started
-        for name, booster, fit_seconds in _rankers(base, adaptation):
+        for name, score_rows, fit_seconds in _rankers(base, adaptation):
             if name not in wanted:
                 continue
-            if booster is None:
+            if score_rows is None:
                 # Too little data to train at all: a retailer alone would fall back to
                 # popularity, and there is nothing to fine-tune; the rows say so instead of
                 # going missing.
@@ -209,7 +212,7 @@ def evaluate_split(
                 results.append((name, ranks, 0.0, 0.0, why))
                 continue
             started = time.perf_counter()
-            scores = predict(booster, test_rows.rows.features)
+            scores = score_rows(test_rows.rows.features)
             ranks = target_ranks(test_rows.group, test_rows.rows.label, scores, test_rows.n_groups)
             elapsed = candidates_s + time.perf_counter() - started
             results.append((name, ranks, fit_seconds, elapsed, None))
@@ -233,6 +236,7 @@ def evaluate_split(
         }
         if name == "guarded" and adaptation is not None:
             row["decision"] = adaptation.report.decision
+            row["decision_without_rules"] = _decision_without_rules(adaptation)
         if note is not None:
             row["note"] = note
         row.update(extras.get(name, {}))
@@ -290,22 +294,40 @@ def check_rows(rows: Sequence[str] | None, *, tune_encoder: bool = False) -> tup
     return tuple(name for name in known if name in rows)
 
 
-def _rankers(base: RecModel, adaptation: Adaptation | None) -> list[tuple[str, Any, float]]:
-    """(row, booster or None when it could not be trained, fit seconds) of every ranker row."""
+RowScorer = Callable[[np.ndarray], np.ndarray]  # candidate feature rows -> scores
+
+
+def _rankers(
+    base: RecModel, adaptation: Adaptation | None
+) -> list[tuple[str, RowScorer | None, float]]:
+    """(row, scorer or None when it could not be trained, fit seconds) of every ranker row."""
     if adaptation is None:  # only the broad row is wanted
-        return [("broad", base.booster, 0.0)]
+        return [("broad", partial(predict, base.booster), 0.0)]
     fits = adaptation.fit_seconds
+
+    def trained(name: str) -> RowScorer | None:
+        return partial(adaptation.score, name) if name in adaptation.rankers else None
+
     return [
-        ("broad", adaptation.rankers["broad"], 0.0),
-        ("local-only", adaptation.rankers.get("local"), fits.get("local", float("nan"))),
-        ("adapted", adaptation.rankers.get("adapted"), fits.get("adapted", float("nan"))),
-        ("blend", adaptation.rankers.get("blend"), fits.get("blend", float("nan"))),
+        ("broad", trained("broad"), 0.0),
+        ("local-only", trained("local"), fits.get("local", float("nan"))),
+        ("adapted", trained("adapted"), fits.get("adapted", float("nan"))),
+        ("blend", trained("blend"), fits.get("blend", float("nan"))),
         (
             "guarded",
-            adaptation.rankers[adaptation.report.decision],
+            partial(adaptation.score, adaptation.report.decision),
             sum(v for k, v in fits.items() if k != "blend"),
         ),
     ]
+
+
+def _decision_without_rules(adaptation: Adaptation) -> str:
+    """What the guard would have shipped had the rules not been candidates (that ranker's row
+    holds its test figures), so a run shows what the rules changed."""
+    decision = adaptation.report.decision
+    if decision not in RULE_NAMES:  # a rule that did not ship changed nothing
+        return decision
+    return decide({name: g for name, g in adaptation.gains.items() if name not in RULE_NAMES})[0]
 
 
 def _no_items(n_users: int, n_items: int) -> Histories:
@@ -375,7 +397,7 @@ def _tuned_rows(
             ], record
         started = time.perf_counter()
         test_rows = labelled_rows(with_customers_of(data, tuned.prepared), range(1), config=config)
-        scores = predict(tuned.rankers[tuned.report.decision], test_rows.rows.features)
+        scores = tuned.score(tuned.report.decision, test_rows.rows.features)
         ranks = target_ranks(test_rows.group, test_rows.rows.label, scores, test_rows.n_groups)
         elapsed = time.perf_counter() - started
     shipped = ranks if outcome.tuning.kept else guarded_ranks

@@ -24,9 +24,9 @@ from rectransfer.errors import ConfigError
 from rectransfer.evaluation.baselines import Scorer
 from rectransfer.metrics import ndcg_at
 from rectransfer.prepared.stats import BehaviourStats
+from rectransfer.ranking.rules import MARKOV_WEIGHTS
 
 MARKOV_HISTORY = 3  # transitions are taken from the customer's last three items
-MARKOV_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 MARKOV_DECAYS = (1.0, 0.5)  # weight of each older item relative to the next newer one
 MARKOV_METRIC_K = 10  # choices are compared by NDCG@10 on the validation items
 CHUNK = 512

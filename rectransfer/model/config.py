@@ -9,11 +9,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rectransfer.errors import IncompatibleArtifactError
 from rectransfer.ranking.candidates import CandidateConfig
 from rectransfer.ranking.features import FEATURE_NAMES
+from rectransfer.ranking.rules import RULE_NAMES, check_rule
 from rectransfer.text.encoder import Encoder
 from rectransfer.utils.versions import package_version
 
@@ -38,8 +39,8 @@ MAX_ROUNDS = 100_000
 MAX_ENCODER_DIM = 65_536
 CANDIDATE_SIGNALS = tuple(field.name for field in dataclasses.fields(CandidateConfig))
 
-Choice = Literal["adapted", "broad", "local", "blend"]
-CANDIDATES: tuple[Choice, ...] = ("adapted", "broad", "local", "blend")
+Choice = Literal["adapted", "broad", "local", "blend", "markov", "popularity"]
+CANDIDATES: tuple[Choice, ...] = ("adapted", "broad", "local", "blend", "markov", "popularity")
 
 
 class GuardReport(BaseModel):
@@ -49,16 +50,17 @@ class GuardReport(BaseModel):
 
     metric: str = "ndcg@10"
     validation_customers: int
-    ndcg: dict[str, float]  # popularity, broad, local, adapted, blend
+    ndcg: dict[str, float]  # broad, local, adapted, blend, markov, popularity
     recall: dict[str, float]
     stderr: dict[str, float]  # standard error of each NDCG over customers
     decision: Choice
     reason: str
+    markov_weight: float | None = None  # the markov rule's weight, chosen on the training lists
 
     def table(self) -> str:
         """A small plain-text table of the figures, the shipped model marked with '*'."""
         lines = [f"{'model':<12}{'NDCG@10':>10}{'Recall@10':>11}{'+/- se':>9}"]
-        for name in ("popularity", "local", "broad", "adapted", "blend"):
+        for name in ("popularity", "markov", "local", "broad", "adapted", "blend"):
             if name not in self.ndcg:
                 continue
             mark = " *" if name == self.decision else ""
@@ -108,7 +110,7 @@ class ModelConfig(BaseModel):
     format_version: int = FORMAT_VERSION
     package_version: str
     created_at: str
-    kind: Literal["broad", "adapted", "local", "blend"]  # which ranker this model ships
+    kind: Choice  # which ranker this model ships
     retailer: str | None = None  # the retailer it was adapted to (None for a broad model)
     base_model_version: str | None = None
     encoder: EncoderInfo
@@ -121,6 +123,24 @@ class ModelConfig(BaseModel):
     library_versions: dict[str, str]
     random_state: int = 0
     encoder_tuning: EncoderTuning | None = None  # the per-retailer encoder step, when asked for
+    # a rule ranker's weights (kind markov or popularity; rectransfer.ranking.rules): it scores
+    # the candidates instead of the trees, which are the broad model's, kept so every model
+    # directory has one layout
+    rule: dict[str, float] | None = None
+
+    @field_validator("rule")
+    @classmethod
+    def _known_features(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        return None if value is None else check_rule(value)
+
+    @model_validator(mode="after")
+    def _rule_matches_kind(self) -> ModelConfig:
+        if (self.kind in RULE_NAMES) != (self.rule is not None):
+            raise ValueError(
+                f"kind {self.kind!r} "
+                + ("needs the rule's weights" if self.rule is None else "is not scored by a rule")
+            )
+        return self
 
     @field_validator("candidates")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import warnings
 from collections import OrderedDict
@@ -21,6 +22,7 @@ from rectransfer.prepared.prepare import PreparedRetailer, prepare
 from rectransfer.ranking.compiled import Scorer, cached_scorer
 from rectransfer.ranking.features import CandidateConfig
 from rectransfer.ranking.ranker import predict
+from rectransfer.ranking.rules import rule_scores
 from rectransfer.serving.recommend import recommend
 from rectransfer.text.encoder import Encoder
 from rectransfer.text.load import load_encoder
@@ -78,7 +80,9 @@ class RecModel:
     @property
     def model_version(self) -> str:
         """``<kind>-<first 12 hex of the ranker's sha256>``: equal models have equal versions."""
-        digest = hashlib.sha256(self.booster.model_to_string().encode()).hexdigest()[:12]
+        rule = self.config.rule
+        ranker = json.dumps(rule, sort_keys=True) if rule else self.booster.model_to_string()
+        digest = hashlib.sha256(ranker.encode()).hexdigest()[:12]
         return f"{self.config.kind}-{digest}"
 
     def __repr__(self) -> str:
@@ -121,6 +125,8 @@ class RecModel:
     # --- scoring ---
     def score(self, features: np.ndarray) -> np.ndarray:
         """Ranker scores of candidate feature rows (columns in ``FEATURE_NAMES`` order)."""
+        if self.config.rule is not None:
+            return rule_scores(self.config.rule, features)
         compiled = self._compiled
         return compiled(features) if compiled is not None else predict(self.booster, features)
 
@@ -132,6 +138,8 @@ class RecModel:
         same either way. Returns whether compiled scoring is in use. Safe to call from several
         threads; a model is compiled once per process (other objects of the same model reuse it).
         """
+        if self.config.rule is not None:  # a weighted sum of a few columns: nothing to compile
+            return False
         with self._compile_lock:
             if not self._compile_tried:
                 self._compiled = cached_scorer(self.booster, self.model_version)

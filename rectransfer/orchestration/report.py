@@ -52,7 +52,7 @@ def _fmt(value: float | None) -> str:
 
 
 # The guard's figures in this order, then any others it reports; labels as in the guard's table.
-_FIGURE_ORDER = ("popularity", "local", "broad", "adapted", "blend")
+_FIGURE_ORDER = ("popularity", "markov", "local", "broad", "adapted", "blend")
 _LABELS = {"local": "local-only"}
 
 

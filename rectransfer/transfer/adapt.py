@@ -26,7 +26,6 @@ from rectransfer.metrics import (
     ndcg_at,
     ndcg_gains,
     ndcg_stderr,
-    popularity_ranks,
     recall_at,
     target_ranks,
 )
@@ -46,7 +45,14 @@ from rectransfer.ranking.ranker import (
     sum_of_boosters,
     train_ranker,
 )
-from rectransfer.ranking.training_data import cut_queries, labelled_rows
+from rectransfer.ranking.rules import (
+    Rule,
+    choose_markov_weight,
+    markov_rule,
+    popularity_rule,
+    rule_scores,
+)
+from rectransfer.ranking.training_data import labelled_rows
 from rectransfer.text.encoder import Encoder
 from rectransfer.text.tuning import check_tune_folder, discard, tune_encoder
 from rectransfer.transfer.guard import decide, keep_tuned, too_little_to_adapt
@@ -64,11 +70,24 @@ class Adaptation:
     """Everything one adaptation produced: every ranker, the guard's report, timings."""
 
     rankers: dict[str, lgb.Booster]  # broad, and (unless too little data) adapted, local, blend
+    rules: dict[str, Rule]  # popularity, and markov when the training lists could choose its weight
     report: GuardReport
     gains: dict[str, np.ndarray]  # per validation customer NDCG@10 of each ranker
     rounds: dict[str, int]
     fit_seconds: dict[str, float]
     prepared: PreparedRetailer
+
+    def score(self, name: str, features: np.ndarray) -> np.ndarray:
+        """Scores of candidate feature rows by the ranker or rule called ``name``."""
+        return _score(self.rankers, self.rules, name, features)
+
+
+def _score(
+    rankers: dict[str, lgb.Booster], rules: dict[str, Rule], name: str, features: np.ndarray
+) -> np.ndarray:
+    if name in rules:
+        return rule_scores(rules[name], features)
+    return predict(rankers[name], features)
 
 
 def fit_adaptation(
@@ -107,7 +126,6 @@ def fit_adaptation(
         random_state=random_state,
     )
 
-    figures = _popularity_figures(prepared)
     rankers = {"broad": base.booster}
     rounds = dict(base.config.rounds)
     fit_seconds: dict[str, float] = {"broad": 0.0}
@@ -141,12 +159,17 @@ def fit_adaptation(
         if blend is not None:
             rankers["blend"] = blend
             fit_seconds["blend"] = fit_seconds["adapted"] + fit_seconds["local"]
+    rules = {"popularity": popularity_rule()}
+    markov_weight = choose_markov_weight(train_rows)
+    if markov_weight is not None:
+        rules["markov"] = markov_rule(markov_weight)
+    figures = {}
     gains = {}
-    for name, booster in rankers.items():
+    for name in [*rankers, *rules]:
         ranks = target_ranks(
             valid_rows.group,
             valid_rows.rows.label,
-            predict(booster, valid_rows.rows.features),
+            _score(rankers, rules, name, valid_rows.rows.features),
             valid_rows.n_groups,
         )
         figures[name] = _figures(ranks)
@@ -167,8 +190,9 @@ def fit_adaptation(
         stderr={name: f[2] for name, f in figures.items()},
         decision=decision,
         reason=reason,
+        markov_weight=markov_weight,
     )
-    return Adaptation(rankers, report, gains, rounds, fit_seconds, prepared)
+    return Adaptation(rankers, rules, report, gains, rounds, fit_seconds, prepared)
 
 
 def _broad_unmeasured(base: RecModel, prepared: PreparedRetailer) -> Adaptation:
@@ -190,7 +214,7 @@ def _broad_unmeasured(base: RecModel, prepared: PreparedRetailer) -> Adaptation:
         reason=reason,
     )
     return Adaptation(
-        {"broad": base.booster}, report, {}, dict(base.config.rounds), {"broad": 0.0}, prepared
+        {"broad": base.booster}, {}, report, {}, dict(base.config.rounds), {"broad": 0.0}, prepared
     )
 
 
@@ -223,7 +247,7 @@ def adapt(
     >>> import rectransfer as rt
     >>> shop = rt.RetailerData.load("sample_data/targets/trailhead_market")
     >>> model = rt.adapt(rt.RecModel.load(broad_dir), shop)  # the broad model: models/broad
-    >>> model.guard.decision in ("broad", "adapted", "blend", "local")
+    >>> model.kind == model.guard.decision  # broad, adapted, blend, local, markov or popularity
     True
     """
     if tune_encoder_to is not None:
@@ -261,9 +285,11 @@ def adapt(
             "guard": result.report,
             "random_state": random_state,
             "encoder_tuning": tuning,
+            "rule": result.rules.get(decision),
         }
     )
-    model = RecModel(result.rankers[decision], config, encoder=base.encoder)
+    # a rule ships with the broad model's trees beside it (one directory layout); they are unused
+    model = RecModel(result.rankers.get(decision, base.booster), config, encoder=base.encoder)
     model.reuse_prepared(result.prepared)  # recommending right after adapting embeds nothing again
     return model
 
@@ -366,18 +392,8 @@ def _figures(ranks: np.ndarray) -> tuple[float, float, float]:
     return ndcg_at(ranks, METRIC_K), recall_at(ranks, METRIC_K), ndcg_stderr(ranks, METRIC_K)
 
 
-def _popularity_figures(prepared: PreparedRetailer) -> dict[str, tuple[float, ...]]:
-    """Popularity (as of the validation cut) ranking the whole catalogue, own items removed."""
-    cq = cut_queries(prepared, 0)
-    context = cq.queries.context.select(cq.rows)
-    targets = cq.queries.targets[cq.rows] if cq.queries.targets is not None else np.zeros(0)
-    popularity = cq.stats.popular
-    ranks = popularity_ranks(popularity, targets.astype(np.int64), context)
-    return {"popularity": _figures(ranks)}
-
-
 def _trained_on(decision: str, base_sources: list[str], retailer: str) -> list[str]:
-    if decision == "local":
+    if decision in ("local", "markov", "popularity"):
         return [retailer]
     if decision in ("adapted", "blend"):
         return [*base_sources, retailer]

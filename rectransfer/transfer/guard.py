@@ -1,7 +1,7 @@
 """The negative-transfer guard: every decision to ship or keep something learnt is made here.
 
-* :func:`decide`: which ranker a retailer's adapted model ships (broad, adapted, blend or
-  local-only);
+* :func:`decide`: which ranker a retailer's adapted model ships (broad, adapted, blend,
+  local-only, or a rule: markov or popularity);
 * :func:`keep_tuned`: whether adapt's per-retailer encoder step keeps the tuned encoder;
 * :func:`lead_beyond_noise`: the one rule both use: a challenger wins only when it beats the
   incumbent by more than one standard error of the paired difference over the same customers.
@@ -10,9 +10,10 @@
 
 On the retailer's own validation split (each customer's last item, never used in training) the
 guard compares the broad model as it is, the adapted model, a model of the same kind trained on
-the retailer alone, and the blend of the adapted and the local-only model (their scores summed),
-with popularity alongside for scale (see :func:`decide` for the rule); the report keeps every
-figure and the reason.
+the retailer alone, the blend of the adapted and the local-only model (their scores summed), and
+two rules that need no training: popularity and markov (last-item text similarity plus
+transitions; :mod:`rectransfer.ranking.rules`). See :func:`decide` for the rule; the report keeps
+every figure and the reason.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ __all__ = [
 
 # The models that carry what was learnt at other retailers; on a tie the simpler one ships.
 TRANSFERRED: tuple[Choice, ...] = ("broad", "adapted", "blend")
+# What may replace them on a clear win: the ranker trained on the shop alone, then the rules.
+CHALLENGERS: tuple[Choice, ...] = ("local", "markov", "popularity")
 MIN_VALIDATION_CUSTOMERS = 20
 
 
@@ -71,10 +74,11 @@ def decide(gains: dict[str, np.ndarray]) -> tuple[Choice, str]:
 
     The transferred models (``adapted``, ``blend``: adapted plus local-only, ``broad``) are the
     prior: the one with the highest mean is the candidate (on a tie the simpler: ``broad``, then
-    ``adapted``, then ``blend``). The local-only model ships only when it beats that candidate by
-    more than one standard error of the paired difference; a smaller lead on a few hundred
-    customers is noise, and the transferred models rest on far more data. ``blend`` may be
-    absent.
+    ``adapted``, then ``blend``). A challenger learnt or set without transfer (``local``, and the
+    rules ``markov`` and ``popularity`` where present) ships only when it beats that candidate by
+    more than one standard error of the paired difference (of those that do, the one with the
+    highest mean); a smaller lead on a few hundred customers is noise, and the transferred
+    models rest on far more data. ``blend`` and the rules may be absent.
 
     Examples
     --------
@@ -87,23 +91,37 @@ def decide(gains: dict[str, np.ndarray]) -> tuple[Choice, str]:
     >>> decide({"adapted": 0.2 * ones, "broad": 0.1 * ones, "local": 0.2 * ones,
     ...         "blend": 0.25 * ones})[0]
     'blend'
+    >>> decide({"adapted": 0.2 * ones, "broad": 0.1 * ones, "local": 0.2 * ones,
+    ...         "markov": 0.3 * ones})[0]
+    'markov'
     """
     mean = {name: float(np.mean(g)) for name, g in gains.items()}
     present = [name for name in TRANSFERRED if name in gains]
     transfer = max(present, key=lambda name: (mean[name], -present.index(name)))
-    local = mean["local"]
-    wins, margin = lead_beyond_noise(gains["local"], gains[transfer])
-    if wins:
-        return "local", (
-            f"negative transfer: local-only {local:.4f} beats {transfer} {mean[transfer]:.4f} "
-            f"by more than one standard error ({margin:.4f}); shipping local"
+    margins = {
+        name: lead_beyond_noise(gains[name], gains[transfer])
+        for name in CHALLENGERS
+        if name in gains
+    }
+    winners = [name for name, (wins, _) in margins.items() if wins]
+    if winners:
+        best = max(winners, key=lambda name: (mean[name], -winners.index(name)))
+        return best, (
+            f"negative transfer: {_LABELS[best]} {mean[best]:.4f} beats {transfer} "
+            f"{mean[transfer]:.4f} by more than one standard error ({margins[best][1]:.4f}); "
+            f"shipping {best}"
         )
     rivals = [f"{_LABELS[n]} {mean[n]:.4f}" for n in present if n != transfer]
-    if local > mean[transfer]:
-        tail = f"; local-only {local:.4f} is within one standard error ({margin:.4f})"
-    else:
-        tail = ""
-        rivals.append(f"local-only {local:.4f}")
+    tails = []
+    for name in margins:
+        if mean[name] > mean[transfer]:
+            tails.append(
+                f"{_LABELS[name]} {mean[name]:.4f} is within one standard error "
+                f"({margins[name][1]:.4f})"
+            )
+        else:
+            rivals.append(f"{_LABELS[name]} {mean[name]:.4f}")
+    tail = "".join(f"; {t}" for t in tails)
     if transfer == "broad":
         return "broad", (
             f"negative transfer: broad {mean['broad']:.4f} is at least {', '.join(rivals)}"
@@ -117,6 +135,8 @@ _LABELS = {
     "blend": "blend (adapted + local-only)",
     "broad": "broad",
     "local": "local-only",
+    "markov": "markov (last-item text + transitions)",
+    "popularity": "popularity",
 }
 
 

@@ -238,3 +238,22 @@ def test_a_shop_too_small_to_adapt_shows_broad_in_its_adapted_row_even_alone(bro
     reference = run_benchmark(broad, small, rows=["broad"], **kwargs)["results"][0]
     assert alone["model"] == "adapted" and alone["note"] == "too little data to fine-tune: broad"
     assert alone["ndcg@10"] == reference["ndcg@10"]
+
+
+def test_the_guarded_row_says_what_would_have_shipped_without_the_rules():
+    from types import SimpleNamespace
+
+    from rectransfer.evaluation.benchmark import _decision_without_rules
+
+    rng = np.random.default_rng(0)
+    base = (rng.random(400) < 0.2).astype(float)
+    clearly = np.clip(base + (rng.random(400) < 0.5), 0, 1)
+    gains = {"broad": base, "adapted": base + 0.01, "local": clearly, "markov": clearly + 0.1}
+
+    def adaptation(decision: str) -> SimpleNamespace:
+        return SimpleNamespace(report=SimpleNamespace(decision=decision), gains=gains)
+
+    assert _decision_without_rules(adaptation("markov")) == "local"
+    gains["local"] = base
+    assert _decision_without_rules(adaptation("markov")) == "adapted"
+    assert _decision_without_rules(adaptation("blend")) == "blend"  # not a rule: unchanged

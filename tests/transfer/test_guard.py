@@ -153,3 +153,30 @@ def test_too_little_to_adapt_below_twenty_customers_or_training_lists(
     validation, training, too_little
 ):
     assert (too_little_to_adapt(validation, training) is not None) == too_little
+
+
+@pytest.mark.parametrize("rule", ["markov", "popularity"])
+def test_a_rule_ships_when_clearly_ahead_of_the_transferred_models_and_of_local(rule):
+    base = _gains(0.2)
+    clearly = np.clip(base + _gains(0.5), 0, 1)
+    gains = {"adapted": base, "broad": base, "local": np.clip(base + _gains(0.1), 0, 1)}
+    choice, reason = decide({**gains, rule: clearly})
+    assert (
+        choice == rule and reason.startswith("negative transfer") and f"shipping {rule}" in reason
+    )
+    # of two clear winners the one with the higher mean ships
+    assert decide({**gains, rule: clearly, "local": np.clip(clearly + _gains(0.3), 0, 1)})[0] == (
+        "local"
+    )
+
+
+def test_a_rule_within_noise_of_the_transferred_model_does_not_ship():
+    broad = _gains(0.2)
+    noisy = broad.copy()
+    noisy[np.flatnonzero(broad == 0)[:20]] = 1.0
+    noisy[np.flatnonzero(broad == 1)[:18]] = 0.0
+    choice, reason = decide({"adapted": broad, "broad": broad, "local": broad, "markov": noisy})
+    assert choice == "broad"
+    assert (
+        "markov (last-item text + transitions)" in reason and "within one standard error" in reason
+    )
