@@ -12,6 +12,8 @@ import rectransfer as rt
 from rectransfer.model.artifacts import CHECKSUM_FILE, CONFIG_FILE, RANKER_FILE
 from tests.conftest import make_shop
 
+LAST_FEATURE = len(rt.FEATURE_NAMES) - 1
+
 
 def test_save_load_round_trip_gives_identical_recommendations(broad, encoder, tmp_path):
     shop = make_shop("roundtrip", seed=8, n_users=30)
@@ -164,7 +166,7 @@ def test_the_tree_sizes_helper_reproduces_what_lightgbm_writes(broad, tmp_path):
         (
             _first_value("max_feature_idx", "40"),
             True,
-            "header: field 'max_feature_idx': 40 is outside 27..27",
+            f"header: field 'max_feature_idx': 40 is outside {LAST_FEATURE}..{LAST_FEATURE}",
         ),
     ],
 )
@@ -192,7 +194,8 @@ try:
 except rt.IncompatibleArtifactError as err:
     print("refused:", err)
 else:
-    print("scored", model.booster.predict(np.random.default_rng(0).random((1000, 28)))[:3])
+    rows = np.random.default_rng(0).random((1000, len(rt.FEATURE_NAMES)))
+    print("scored", model.booster.predict(rows)[:3])
 """
 
 
@@ -284,10 +287,11 @@ rng = random.Random(7)
 original = open(path + "/ranker.txt").read()
 fields = ["left_child", "right_child", "split_feature", "threshold", "leaf_value", "num_leaves",
           "decision_type", "leaf_count", "shrinkage"]
-pool = ["-1", "0", "1", "-31", "-32", "30", "31", "27", "28", "-2147483648", "nan", "inf",
+n = len(rt.FEATURE_NAMES)  # values either side of the last feature index
+pool = ["-1", "0", "1", "-31", "-32", "30", "31", str(n - 1), str(n), "-2147483648", "nan", "inf",
         "-inf", "1e308", "", "x", "0.5", "-0.5", "1e-400"]
 seen = {"refused": 0, "scored": 0}
-rows = np.random.default_rng(0).random((500, 28))
+rows = np.random.default_rng(0).random((500, n))
 for _ in range(rounds):
     trees = [m.start() for m in re.finditer(r"(?m)^Tree=", original)]
     start = rng.choice(trees)

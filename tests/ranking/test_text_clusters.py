@@ -5,8 +5,8 @@ import pytest
 
 from rectransfer.prepared.catalogue import Catalogue
 from rectransfer.prepared.stats import BehaviourStats
-from rectransfer.ranking.features import _F, Queries, candidate_rows
 from rectransfer.ranking.candidates import CandidateConfig
+from rectransfer.ranking.features import _F, Queries, candidate_rows
 from rectransfer.ranking.text_clusters import (
     cluster_count,
     cluster_lift,
@@ -56,9 +56,9 @@ def test_a_kind_always_followed_by_another_gets_the_highest_lift():
     catalogue = _catalogue(3)
     rng = np.random.default_rng(1)
     # every customer buys a tent, then a sleeping bag; mugs come alone
-    sequences = [
-        [int(rng.integers(0, 6)), int(rng.integers(6, 12))] for _ in range(30)
-    ] + [[int(rng.integers(12, 18))] * 1 for _ in range(10)]
+    sequences = [[int(rng.integers(0, 6)), int(rng.integers(6, 12))] for _ in range(30)] + [
+        [int(rng.integers(12, 18))] * 1 for _ in range(10)
+    ]
     stats = BehaviourStats.build(histories_of(sequences, catalogue.n_items))
     clusters = text_clusters(catalogue)
     lift = cluster_lift(stats, clusters)
