@@ -143,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument(
         "--resume", action="store_true", help="keep the finished folds of an earlier --out file"
     )
+    _add_ship_rules_option(lo)
     _add_study_pretrain_options(lo)
     _add_encoder_options(lo)
 
@@ -231,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also tune the text encoder on this retailer's product pairs into this new folder; "
         "kept only if the guard's validation figures improve with it",
     )
+    _add_ship_rules_option(a)
     _add_encoder_options(a, model_given=True)
 
     r = command("recommend", "export top-K recommendations to Parquet")
@@ -308,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ROW,...",
         help="compute only these rows (e.g. 'broad' for zero-shot transfer alone; default: all)",
     )
+    _add_ship_rules_option(b)
     b.add_argument("--name", default=None, help="retailer name (default: the folder's name)")
     _add_encoder_options(b, model_given=True)
 
@@ -379,6 +382,16 @@ def _add_virtual_shops_option(parser: argparse.ArgumentParser) -> None:
         "each as a small shop of its own; 'none' for the sources alone (default: "
         + ",".join(f"{f:g}" for f in DEFAULT_VIRTUAL_SHOPS)
         + ")",
+    )
+
+
+def _add_ship_rules_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ship-rules",
+        action="store_true",
+        help="let the guard ship a rule (popularity, or last-item text + transitions) where it "
+        "clearly beats the learnt models on validation (off: on the development loop such wins "
+        "did not hold on test)",
     )
 
 
@@ -492,6 +505,7 @@ def _run(args: argparse.Namespace) -> None:
             ks=args.k,
             pretrain_options=_study_pretrain_options(args),
             held_out=args.held_out,
+            ship_rules=args.ship_rules,
             random_state=args.seed,
             resume=load_document(args.out) if args.resume else None,
             on_fold=written,
@@ -548,7 +562,13 @@ def _run(args: argparse.Namespace) -> None:
     elif args.command == "adapt":
         base = _load_model(args.base, args)
         data = rt.RetailerData.load(args.retailer, name=args.name)
-        model = rt.adapt(base, data, tune_encoder_to=args.tune_encoder, random_state=args.seed)
+        model = rt.adapt(
+            base,
+            data,
+            tune_encoder_to=args.tune_encoder,
+            ship_rules=args.ship_rules,
+            random_state=args.seed,
+        )
         path = model.save(args.out)
         assert model.guard is not None
         print(model.guard.table())
@@ -618,6 +638,7 @@ def _run(args: argparse.Namespace) -> None:
             tune_encoder=args.tune_encoder,
             own_history_kept=args.own_history_kept,
             rows=args.rows,
+            ship_rules=args.ship_rules,
         )
         write_report(report, args.out, plot=args.plot)
         print(markdown_summary(report))

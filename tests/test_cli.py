@@ -322,3 +322,30 @@ def test_long_commands_say_what_they_do_unless_quiet(shops, tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "b"), "--quiet"]) == 0
     captured = capsys.readouterr()
     assert captured.err == "" and "broad model" in captured.out  # the result still prints
+
+
+def test_ship_rules_reaches_the_guard_from_each_command_that_adapts(monkeypatch):
+    import rectransfer.cli as cli
+
+    seen = {}
+
+    def record(name):
+        def fake(*args, **kwargs):
+            seen[name] = kwargs["ship_rules"]
+            raise SystemExit(0)
+
+        return fake
+
+    monkeypatch.setattr(cli, "_load_model", lambda *a, **k: None)
+    monkeypatch.setattr(rt, "adapt", record("adapt"))
+    monkeypatch.setattr("rectransfer.evaluation.benchmark.run_benchmark", record("benchmark"))
+    monkeypatch.setattr("rectransfer.evaluation.loso.run_loso", record("loso"))
+    monkeypatch.setattr(rt.RetailerData, "load", lambda *a, **k: None)
+    for argv in (
+        ["adapt", "--base", "b", "--retailer", "r", "--out", "o", "--ship-rules"],
+        ["benchmark", "--base", "b", "--target", "t", "--out", "o.json", "--ship-rules"],
+        ["loso", "--sources", "a", "b", "--out", "o.json", "--ship-rules"],
+    ):
+        with pytest.raises(SystemExit):
+            main(argv)
+    assert seen == {"adapt": True, "benchmark": True, "loso": True}

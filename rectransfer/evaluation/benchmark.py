@@ -113,6 +113,7 @@ def evaluate_split(
     tune_encoder: bool = False,
     own_history_kept: bool = False,
     rows: Sequence[str] | None = None,
+    ship_rules: bool = False,
 ) -> list[dict[str, Any]]:
     """Every model's figures on one customer subset (rows without fraction/seed filled in).
 
@@ -124,6 +125,7 @@ def evaluate_split(
     them; ``sasrec`` is the same fitted model, ranked once more).
     ``rows`` keeps only these of the untrained and ranker rows (default: all; see
     :func:`check_rows`); the rows of the options above are computed whenever they are on.
+    ``ship_rules`` lets the guard ship a rule, as ``adapt(..., ship_rules=True)`` does.
     """
     wanted = set(check_rows(rows, tune_encoder=tune_encoder))
     evaluated = with_customers_of(data, full)
@@ -184,7 +186,7 @@ def evaluate_split(
             extras[name] = sequential.report()
 
     adaptation = (
-        fit_adaptation(base, trainable, random_state=random_state)
+        fit_adaptation(base, trainable, ship_rules=ship_rules, random_state=random_state)
         if wanted & ADAPTED_ROWS
         else None
     )
@@ -221,7 +223,13 @@ def evaluate_split(
         assert adaptation is not None  # check_rows keeps guarded with tune_encoder
         guarded_ranks = next(r[1] for r in results if r[0] == "guarded")
         tuned_results, extras["guarded+tuning"] = _tuned_rows(
-            base, data, trainable, adaptation, guarded_ranks, random_state=random_state
+            base,
+            data,
+            trainable,
+            adaptation,
+            guarded_ranks,
+            ship_rules=ship_rules,
+            random_state=random_state,
         )
         results.extend(tuned_results)
 
@@ -367,6 +375,7 @@ def _tuned_rows(
     adaptation: Adaptation,
     guarded_ranks: np.ndarray,
     *,
+    ship_rules: bool,
     random_state: int,
 ) -> tuple[list[tuple[str, np.ndarray, float, float, str | None]], dict[str, Any]]:
     """Rows of adapt's per-retailer encoder step on one split.
@@ -383,7 +392,9 @@ def _tuned_rows(
             trainable.data,
             adaptation,
             Path(work) / "encoder",
-            lambda tuned: fit_adaptation(tuned, trainable.data, random_state=random_state),
+            lambda tuned: fit_adaptation(
+                tuned, trainable.data, ship_rules=ship_rules, random_state=random_state
+            ),
             random_state,
         )
         fit_seconds = time.perf_counter() - started
@@ -420,6 +431,7 @@ def run_benchmark(
     tune_encoder: bool = False,
     own_history_kept: bool = False,
     rows: Sequence[str] | None = None,
+    ship_rules: bool = False,
 ) -> dict[str, Any]:
     """Run the benchmark on ``target`` with the broad model ``base``; returns the JSON document.
 
@@ -436,6 +448,9 @@ def run_benchmark(
     ``rows`` keeps only these of the untrained and ranker rows (e.g. ``["broad"]`` for zero-shot
     transfer alone, which fits nothing on the target; default: all of them); the optional
     reference rows are not among them: their options turn them on, whatever ``rows`` holds.
+    ``ship_rules`` lets the guard ship a rule (popularity, markov) where it wins on validation,
+    as ``adapt(..., ship_rules=True)`` does; the ``guarded`` row's ``decision_without_rules``
+    then says what would have shipped without.
 
     Examples
     --------
@@ -485,6 +500,7 @@ def run_benchmark(
             tune_encoder=tune_encoder,
             own_history_kept=own_history_kept,
             rows=rows,
+            ship_rules=ship_rules,
         )
         for row in split_rows:
             results.append({"fraction": fraction, "seed": seed, **row})

@@ -40,6 +40,8 @@ GOAL_FRACTION = 0.1
 GOAL_BROAD_WINS = 5  # held-out sources where broad >= local-only at f = 0.1 (of six)
 GOAL_GUARDED_RATIO = 1.10  # mean guarded / local-only at f = 0.1
 METRIC = "ndcg@10"
+# Options added after runs were kept: an earlier document without them ran with these values.
+RESUME_DEFAULTS: dict[str, Any] = {"ship_rules": False}
 
 
 def sample_customers(data: RetailerData, n: int, *, seed: int) -> RetailerData:
@@ -69,6 +71,7 @@ def run_loso(
     ks: Sequence[int] = (10, 20, 50),
     pretrain_options: dict[str, Any] | None = None,
     held_out: Sequence[str] | None = None,
+    ship_rules: bool = False,
     random_state: int = 0,
     resume: dict[str, Any] | None = None,
     on_fold: Callable[[dict[str, Any]], None] | None = None,
@@ -90,6 +93,9 @@ def run_loso(
         ``{"virtual_shops": (0.1,)}``); ``encoder`` and ``random_state`` are set here.
     held_out
         Names of the sources to hold out (default: every source in turn).
+    ship_rules
+        Let the guard ship a rule (popularity, markov) where it wins on validation, as
+        :func:`~rectransfer.transfer.adapt.adapt` does with ``ship_rules``.
     resume
         The document of an earlier run with the same options (e.g. its JSON, stopped half-way):
         its finished folds are kept, not redone.
@@ -128,6 +134,7 @@ def run_loso(
         "seeds": seeds,
         "encoder": encoder.name,
         "pretrain_options": {k: _jsonable(v) for k, v in options.items()},
+        "ship_rules": ship_rules,
         "random_state": random_state,
         "folds": [],
     }
@@ -138,9 +145,10 @@ def run_loso(
             "seeds",
             "encoder",
             "pretrain_options",
+            "ship_rules",
             "random_state",
         ):
-            if resume.get(key) != doc[key]:
+            if resume.get(key, RESUME_DEFAULTS.get(key)) != doc[key]:
                 raise ConfigError(
                     f"resume: the earlier run had {key} = {resume.get(key)!r}, this one "
                     f"{doc[key]!r}; resume only a run with the same options."
@@ -164,6 +172,7 @@ def run_loso(
             ks=ks,
             progress=progress,
             implicit_references=False,
+            ship_rules=ship_rules,
         )
         doc["folds"].append(
             {

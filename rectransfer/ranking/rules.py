@@ -3,9 +3,10 @@ ranker's own feature columns.
 
 Some shops follow simple habits that a learnt ranker trained on a few hundred customers does not
 beat: "what is popular" or "what resembles, and what usually follows, the last few items". The
-guard measures these rules beside the learnt rankers and ships one where it wins on validation
-(:func:`rectransfer.transfer.guard.decide`). A rule reads the same candidate rows and features
-as a LightGBM ranker, so it is served by the same code with no other path:
+guard measures these rules beside the learnt rankers and, when ``adapt(..., ship_rules=True)``
+asks, ships one where it wins on validation (:func:`rectransfer.transfer.guard.decide`). A rule
+reads the same candidate rows and features as a LightGBM ranker, so it is served by the same code
+with no other path:
 
 * ``popularity``: the candidate's popularity percentile (``pop_pct``);
 * ``markov``: ``sim_last + w * (trans_fwd + trans_bwd)``, the text similarity to the last item plus

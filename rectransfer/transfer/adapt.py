@@ -46,6 +46,7 @@ from rectransfer.ranking.ranker import (
     train_ranker,
 )
 from rectransfer.ranking.rules import (
+    RULE_NAMES,
     Rule,
     choose_markov_weight,
     markov_rule,
@@ -96,11 +97,13 @@ def fit_adaptation(
     *,
     train_cuts: int = 3,
     max_customers: int | None = 10_000,
+    ship_rules: bool = False,
     random_state: int = 0,
 ) -> Adaptation:
     """Fine-tune ``base`` on one retailer, train the local-only ranker, and run the guard.
 
-    ``max_customers`` bounds the customers sampled (seeded) per training cut on big shops.
+    ``max_customers`` bounds the customers sampled (seeded) per training cut on big shops. The
+    rules (popularity, markov) are always measured; ``ship_rules`` lets the guard ship one.
     """
     if train_cuts < 1:
         raise ConfigError(f"train_cuts must be >= 1, got {train_cuts!r}.")
@@ -180,7 +183,9 @@ def fit_adaptation(
     if too_small is not None:
         reason = too_small
     else:
-        decision, reason = decide(gains)
+        decision, reason = decide(
+            {name: g for name, g in gains.items() if ship_rules or name not in RULE_NAMES}
+        )
     stage(f"guard for {prepared.name}: ships {decision} ({reason})")
     report = GuardReport(
         metric=f"ndcg@{METRIC_K}",
@@ -226,15 +231,20 @@ def adapt(
     tune_encoder_to: str | Path | None = None,
     train_cuts: int = 3,
     max_customers: int | None = 10_000,
+    ship_rules: bool = False,
     random_state: int = 0,
 ) -> RecModel:
     """Fine-tune ``base`` on one retailer and return what the negative-transfer guard ships.
 
     Four rankers are compared on the retailer's validation split: ``broad`` (``base`` as it is),
     ``adapted`` (continued boosting from ``base``), ``local`` (the same kind of ranker trained on
-    this retailer alone) and ``blend`` (adapted and local summed into one booster). The returned
-    model's ``kind`` says which one ships and ``guard`` holds all figures (with popularity for
-    scale) and the reason (:func:`rectransfer.transfer.guard.decide`).
+    this retailer alone) and ``blend`` (adapted and local summed into one booster), with two rules
+    that need no training alongside for scale: ``popularity`` and ``markov`` (last-item text plus
+    transitions; :mod:`rectransfer.ranking.rules`). With ``ship_rules`` the guard may ship a rule
+    too, where it clearly beats the transferred models; it is off by default because on the
+    development loop the rules that won on validation lost on test (``docs/BENCHMARKS.md``). The
+    returned model's ``kind`` says what ships and ``guard`` holds all figures and the reason
+    (:func:`rectransfer.transfer.guard.decide`).
 
     With ``tune_encoder_to`` (a new folder), the text encoder is also tuned on this retailer's own
     product-text pairs and the retailer adapted again with it; the tuned encoder is kept (saved
@@ -255,7 +265,12 @@ def adapt(
     if encoder is not None:
         base.with_encoder(encoder)
     result = fit_adaptation(
-        base, data, train_cuts=train_cuts, max_customers=max_customers, random_state=random_state
+        base,
+        data,
+        train_cuts=train_cuts,
+        max_customers=max_customers,
+        ship_rules=ship_rules,
+        random_state=random_state,
     )
     tuning = None
     if tune_encoder_to is not None:
@@ -266,6 +281,7 @@ def adapt(
                 data,
                 train_cuts=train_cuts,
                 max_customers=max_customers,
+                ship_rules=ship_rules,
                 random_state=random_state,
             )
 

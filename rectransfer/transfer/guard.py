@@ -1,7 +1,7 @@
 """The negative-transfer guard: every decision to ship or keep something learnt is made here.
 
 * :func:`decide`: which ranker a retailer's adapted model ships (broad, adapted, blend,
-  local-only, or a rule: markov or popularity);
+  local-only, or, where adapt is asked to offer them, a rule: markov or popularity);
 * :func:`keep_tuned`: whether adapt's per-retailer encoder step keeps the tuned encoder;
 * :func:`lead_beyond_noise`: the one rule both use: a challenger wins only when it beats the
   incumbent by more than one standard error of the paired difference over the same customers.
@@ -10,10 +10,11 @@
 
 On the retailer's own validation split (each customer's last item, never used in training) the
 guard compares the broad model as it is, the adapted model, a model of the same kind trained on
-the retailer alone, the blend of the adapted and the local-only model (their scores summed), and
-two rules that need no training: popularity and markov (last-item text similarity plus
-transitions; :mod:`rectransfer.ranking.rules`). See :func:`decide` for the rule; the report keeps
-every figure and the reason.
+the retailer alone, and the blend of the adapted and the local-only model (their scores
+summed); two rules that need no training, popularity and markov (last-item text similarity plus
+transitions; :mod:`rectransfer.ranking.rules`), are measured alongside for scale and compete only
+when ``adapt(..., ship_rules=True)`` asks. See :func:`decide` for the rule; the report keeps every
+figure and the reason.
 """
 
 from __future__ import annotations

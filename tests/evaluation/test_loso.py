@@ -92,6 +92,22 @@ def test_resume_keeps_finished_folds_and_refuses_other_options(loso_doc, encoder
     assert [f["held_out"] for f in again["folds"]] == names  # nothing rerun
     with pytest.raises(rt.ConfigError, match="customers"):
         run_loso(SOURCES, encoder=encoder, customers=200, resume=doc, progress=False)
+    # a document from before ship_rules existed ran without it: it resumes a run without it
+    # and is refused by a run with it
+    del doc["ship_rules"]
+    options = dict(
+        encoder=encoder,
+        customers=150,
+        fractions=(1.0, 0.5),
+        seeds=2,
+        ks=(10,),
+        pretrain_options={"max_customers_per_retailer": 300, "virtual_shops": ()},
+        progress=False,
+        resume=doc,
+    )
+    assert len(run_loso(SOURCES, **options)["folds"]) == len(names)
+    with pytest.raises(rt.ConfigError, match="ship_rules"):
+        run_loso(SOURCES, ship_rules=True, **options)
 
 
 def test_bad_loso_options_name_the_argument(encoder):

@@ -69,22 +69,35 @@ def test_adapt_reports_all_figures_and_ships_what_the_rule_says_of_them(broad, t
     for name, per_customer in gains.items():
         assert len(per_customer) == 90
         assert guard.ndcg[name] == pytest.approx(per_customer.mean(), abs=1e-12)
+    # the rules are measured for scale but, by default, not offered to the guard
+    assert set(gains) == {"broad", "local", "adapted", "blend"}
     # the rule, restated from the figures: the best transferred model (the simpler on a tie) is
-    # the incumbent; local-only or a rule ships only when its lead over it is more than one
-    # standard error of the paired per-customer difference (the best such challenger)
+    # the incumbent; local-only ships only when its lead over it is more than one standard error
+    # of the paired per-customer difference
     order = ("broad", "adapted", "blend")
     incumbent = max(order, key=lambda n: (gains[n].mean(), -order.index(n)))
-    clear_winners = []
-    for challenger in ("local", "markov", "popularity"):
-        difference = gains[challenger] - gains[incumbent]
-        if difference.mean() > difference.std(ddof=1) / np.sqrt(len(difference)):
-            clear_winners.append(challenger)
-    expected = max(clear_winners, key=lambda n: gains[n].mean(), default=incumbent)
+    difference = gains["local"] - gains[incumbent]
+    stderr = difference.std(ddof=1) / np.sqrt(len(difference))
+    expected = "local" if difference.mean() > stderr else incumbent
     assert guard.decision == expected
     assert model.kind == expected
     assert model.config.retailer == "target"
     assert model.config.base_model_version == broad.model_version
-    assert guard.ndcg[expected] >= max(guard.ndcg.values()) - 0.05
+    assert guard.ndcg[expected] > guard.ndcg["popularity"]
+
+
+def test_with_ship_rules_the_guard_weighs_the_rules_too(broad, target, monkeypatch):
+    seen = []
+    real = ADAPT.decide
+
+    def spy(gains):
+        seen.append(set(gains))
+        return real(gains)
+
+    monkeypatch.setattr(ADAPT, "decide", spy)
+    model = adapt(broad, target, ship_rules=True, random_state=0)
+    assert seen == [{"broad", "local", "adapted", "blend", "markov", "popularity"}]
+    assert model.guard is not None and model.kind == model.guard.decision
 
 
 def test_adapt_falls_back_when_too_few_customers(broad):
@@ -189,7 +202,7 @@ def test_a_shipped_rule_is_served_saved_and_loaded_like_any_model(
     broad, target, monkeypatch, tmp_path, rule
 ):
     monkeypatch.setattr(ADAPT, "decide", lambda gains: (rule, "forced by the test"))
-    model = adapt(broad, target, random_state=0)
+    model = adapt(broad, target, ship_rules=True, random_state=0)
     assert model.kind == rule and model.config.rule is not None
     assert model.config.trained_on == ["target"]
     assert model.model_version.startswith(f"{rule}-")
