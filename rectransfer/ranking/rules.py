@@ -8,7 +8,8 @@ asks, ships one where it wins on validation (:func:`rectransfer.transfer.guard.d
 reads the same candidate rows and features as a LightGBM ranker, so it is served by the same code
 with no other path:
 
-* ``popularity``: the candidate's popularity percentile (``pop_pct``);
+* ``popularity``: the order the shop's popular lists use, the candidate's percentiles of recent
+  and of all-time popularity summed (``recent_pct + pop_pct``);
 * ``markov``: ``sim_last + w * (trans_fwd + trans_bwd)``, the text similarity to the last item plus
   ``w`` times the transitions (both directions) from the last three items, newest weighing 1 and
   each older one half as much: the ``markov`` row of ``rectransfer benchmark``
@@ -37,8 +38,8 @@ Rule = dict[str, float]  # feature name -> weight
 
 
 def popularity_rule() -> Rule:
-    """Rank candidates by popularity percentile."""
-    return {"pop_pct": 1.0}
+    """Rank candidates as popular lists do: recent plus all-time popularity percentile."""
+    return {"recent_pct": 1.0, "pop_pct": 1.0}
 
 
 def markov_rule(weight: float) -> Rule:
@@ -84,8 +85,8 @@ def rule_scores(rule: Mapping[str, float], features: np.ndarray) -> np.ndarray:
     --------
     >>> x = np.zeros((2, len(FEATURE_NAMES)), dtype=np.float32)
     >>> x[:, FEATURE_NAMES.index("pop_pct")] = [0.25, 0.75]
-    >>> rule_scores(popularity_rule(), x).tolist()
-    [0.25, 0.75]
+    >>> rule_scores({"pop_pct": 2.0}, x).tolist()
+    [0.5, 1.5]
     """
     scores = np.zeros(len(features), dtype=np.float64)
     for name, weight in rule.items():  # only the weighted columns: rows can number millions

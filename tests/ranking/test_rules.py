@@ -66,11 +66,14 @@ def test_no_list_with_its_label_leaves_nothing_to_choose_the_weight_on():
     assert choose_markov_weight(lists) is None
 
 
-def test_popularity_ranks_by_the_popularity_percentile():
-    x = np.zeros((3, len(rt.FEATURE_NAMES)), dtype=np.float32)
-    x[:, F["pop_pct"]] = [0.5, 0.9, 0.1]
-    x[:, F["sim_last"]] = [0.9, 0.0, 0.5]  # ignored by the rule
-    assert np.argsort(-rule_scores(popularity_rule(), x)).tolist() == [1, 0, 2]
+def test_the_popularity_rule_orders_candidates_as_the_shops_popular_lists_do(encoder):
+    prepared = prepare(make_shop("p", seed=4, n_users=60), encoder)
+    rows = labelled_rows(prepared, range(1), config=CandidateConfig())
+    popular = cut_queries(prepared, 0).stats.popular  # what popular lists sort by
+    np.testing.assert_allclose(
+        rule_scores(popularity_rule(), rows.rows.features), popular[rows.rows.item], atol=1e-6
+    )
+    assert np.unique(popular[rows.rows.item]).size > 5  # popularity does vary among them
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,11 @@ HELP = "rewrite the performance table of a markdown file from the benchmarks' JS
 START, END = "<!-- perf-table -->", "<!-- /perf-table -->"
 
 
+# a million customers in one night on two cores (the load run)
+LOAD_GOAL_MINUTES = 8
+LOAD_GOAL_GB = 4
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", type=Path, required=True, metavar="DIR")
     parser.add_argument("--doc", type=Path, required=True, metavar="FILE.md")
@@ -156,15 +161,15 @@ def perf_table(results: dict[str, dict[str, Any]]) -> str:
                 "load",
                 f"{size}: time",
                 f"{r['seconds'] / 60:.1f} min",
-                "completes: k rows per customer",
-                r["rows"] == r["customers"] * r["k"],
+                f"<= {LOAD_GOAL_MINUTES} min, k rows per customer",
+                r["rows"] == r["customers"] * r["k"] and r["seconds"] <= LOAD_GOAL_MINUTES * 60,
             )
             add(
                 "load",
                 f"{size}: peak memory (loading alone: {r['peak_rss_gb_before_export']:.2f} GB)",
                 f"{r['peak_rss_gb']:.2f} GB",
-                "<= 6 GB",
-                r["peak_rss_gb"] <= 6,
+                f"<= {LOAD_GOAL_GB} GB",
+                r["peak_rss_gb"] <= LOAD_GOAL_GB,
             )
     if "adapt" in results:
         r = results["adapt"]
