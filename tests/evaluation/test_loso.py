@@ -21,6 +21,17 @@ pretrain_module = importlib.import_module(
 )  # the package exports the function
 
 
+# the small loop every test here runs or resumes
+SMALL = dict(
+    customers=150,
+    fractions=(1.0, 0.5),
+    seeds=2,
+    ks=(10,),
+    pretrain_options={"max_customers_per_retailer": 300, "virtual_shops": ()},
+    progress=False,
+)
+
+
 @pytest.fixture(scope="module")
 def loso_doc(encoder):
     held = []
@@ -28,17 +39,7 @@ def loso_doc(encoder):
     def record(doc):
         held.append([f["held_out"] for f in doc["folds"]])
 
-    doc = run_loso(
-        SOURCES,
-        encoder=encoder,
-        customers=150,
-        fractions=(1.0, 0.5),
-        seeds=2,
-        ks=(10,),
-        pretrain_options={"max_customers_per_retailer": 300, "virtual_shops": ()},
-        progress=False,
-        on_fold=record,
-    )
+    doc = run_loso(SOURCES, encoder=encoder, on_fold=record, **SMALL)
     doc["_calls"] = held
     return doc
 
@@ -78,36 +79,16 @@ def test_the_summary_has_every_fold_and_fraction(loso_doc):
 def test_resume_keeps_finished_folds_and_refuses_other_options(loso_doc, encoder):
     names = [path.name for path in SOURCES]
     doc = json.loads(json.dumps({k: v for k, v in loso_doc.items() if k != "_calls"}))
-    again = run_loso(
-        SOURCES,
-        encoder=encoder,
-        customers=150,
-        fractions=(1.0, 0.5),
-        seeds=2,
-        ks=(10,),
-        pretrain_options={"max_customers_per_retailer": 300, "virtual_shops": ()},
-        progress=False,
-        resume=doc,
-    )
+    again = run_loso(SOURCES, encoder=encoder, resume=doc, **SMALL)
     assert [f["held_out"] for f in again["folds"]] == names  # nothing rerun
     with pytest.raises(rt.ConfigError, match="customers"):
         run_loso(SOURCES, encoder=encoder, customers=200, resume=doc, progress=False)
     # a document from before ship_rules existed ran without it: it resumes a run without it
     # and is refused by a run with it
     del doc["ship_rules"]
-    options = dict(
-        encoder=encoder,
-        customers=150,
-        fractions=(1.0, 0.5),
-        seeds=2,
-        ks=(10,),
-        pretrain_options={"max_customers_per_retailer": 300, "virtual_shops": ()},
-        progress=False,
-        resume=doc,
-    )
-    assert len(run_loso(SOURCES, **options)["folds"]) == len(names)
+    assert len(run_loso(SOURCES, encoder=encoder, resume=doc, **SMALL)["folds"]) == len(names)
     with pytest.raises(rt.ConfigError, match="ship_rules"):
-        run_loso(SOURCES, ship_rules=True, **options)
+        run_loso(SOURCES, encoder=encoder, resume=doc, ship_rules=True, **SMALL)
 
 
 def test_bad_loso_options_name_the_argument(encoder):
