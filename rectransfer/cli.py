@@ -492,7 +492,8 @@ def _run(args: argparse.Namespace) -> None:
         path = model.save(args.out)
         print(f"broad model {model.model_version} trained on {model.config.trained_on} -> {path}")
     elif args.command == "loso":
-        from rectransfer.evaluation.loso import load_document, loso_markdown, run_loso
+        from rectransfer.evaluation.loso import loso_markdown, run_loso
+        from rectransfer.evaluation.studies import load_document
 
         written = _document_writer(args, loso_markdown)
 
@@ -514,8 +515,8 @@ def _run(args: argparse.Namespace) -> None:
         print(loso_markdown(doc))
         print(f"results -> {args.out}")
     elif args.command == "source-curve":
-        from rectransfer.evaluation.loso import load_document
         from rectransfer.evaluation.source_curve import curve_markdown, run_source_curve
+        from rectransfer.evaluation.studies import load_document
 
         written_curve = _document_writer(args, curve_markdown)
 

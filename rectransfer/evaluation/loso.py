@@ -13,7 +13,6 @@ hold.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,6 +29,12 @@ from rectransfer.evaluation.benchmark import (
     eligible_customers,
     run_benchmark,
 )
+from rectransfer.evaluation.studies import (
+    check_resume,
+    jsonable,
+    mean_se,
+    study_pretrain_options,
+)
 from rectransfer.text.encoder import Encoder
 from rectransfer.text.load import load_encoder
 from rectransfer.transfer.pretrain import pretrain
@@ -40,8 +45,6 @@ GOAL_FRACTION = 0.1
 GOAL_BROAD_WINS = 5  # held-out sources where broad >= local-only at f = 0.1 (of six)
 GOAL_GUARDED_RATIO = 1.10  # mean guarded / local-only at f = 0.1
 METRIC = "ndcg@10"
-# Options added after runs were kept: an earlier document without them ran with these values.
-RESUME_DEFAULTS: dict[str, Any] = {"ship_rules": False}
 
 
 def sample_customers(data: RetailerData, n: int, *, seed: int) -> RetailerData:
@@ -118,10 +121,7 @@ def run_loso(
     unknown = sorted(set(chosen) - set(names))
     if unknown:
         raise ConfigError(f"held_out names {unknown!r} are not among the sources {names!r}.")
-    options = dict(pretrain_options or {})
-    for reserved in ("encoder", "random_state"):
-        if reserved in options:
-            raise ConfigError(f"pretrain_options must not set {reserved!r}; pass it to run_loso.")
+    options = study_pretrain_options(pretrain_options)
     encoder = encoder if encoder is not None else load_encoder()
     doc: dict[str, Any] = {
         "protocol": (
@@ -133,26 +133,25 @@ def run_loso(
         "fractions": list(fractions),
         "seeds": seeds,
         "encoder": encoder.name,
-        "pretrain_options": {k: _jsonable(v) for k, v in options.items()},
+        "pretrain_options": {k: jsonable(v) for k, v in options.items()},
         "ship_rules": ship_rules,
         "random_state": random_state,
         "folds": [],
     }
     if resume is not None:
-        for key in (
-            "customers",
-            "fractions",
-            "seeds",
-            "encoder",
-            "pretrain_options",
-            "ship_rules",
-            "random_state",
-        ):
-            if resume.get(key, RESUME_DEFAULTS.get(key)) != doc[key]:
-                raise ConfigError(
-                    f"resume: the earlier run had {key} = {resume.get(key)!r}, this one "
-                    f"{doc[key]!r}; resume only a run with the same options."
-                )
+        check_resume(
+            resume,
+            doc,
+            [
+                "customers",
+                "fractions",
+                "seeds",
+                "encoder",
+                "pretrain_options",
+                "ship_rules",
+                "random_state",
+            ],
+        )
         doc["folds"] = [f for f in resume.get("folds", []) if f["held_out"] in chosen]
     finished = {f["held_out"] for f in doc["folds"]}
     for target in datasets:
@@ -194,12 +193,6 @@ def run_loso(
     return doc
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def _fold_means(fold: dict[str, Any]) -> dict[tuple[str, float], tuple[float, float]]:
     """(model, fraction) -> (mean, standard error over seeds) of NDCG@10."""
     by: dict[tuple[str, float], list[float]] = {}
@@ -212,14 +205,6 @@ def _fold_means(fold: dict[str, Any]) -> dict[tuple[str, float], tuple[float, fl
         se = float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
         out[key] = (float(np.mean(values)), se)
     return out
-
-
-def mean_se(values: Sequence[float]) -> dict[str, float | int | None]:
-    """Mean, standard error (0 for one value) and count of ``values``; ``None`` when empty."""
-    if not values:
-        return {"mean": None, "se": None, "n": 0}
-    se = float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
-    return {"mean": float(np.mean(values)), "se": se, "n": len(values)}
 
 
 def loso_summary(doc: dict[str, Any]) -> dict[str, Any]:
@@ -320,12 +305,3 @@ def loso_markdown(doc: dict[str, Any]) -> str:
         f"{'met' if goals['guarded_over_local_met'] else 'not met'}).",
     ]
     return "\n".join(lines)
-
-
-def load_document(path: str | Path) -> dict[str, Any] | None:
-    """An earlier run's JSON document, or ``None`` if the file does not exist."""
-    target = Path(path)
-    if not target.exists():
-        return None
-    doc: dict[str, Any] = json.loads(target.read_text(encoding="utf-8"))
-    return doc

@@ -21,7 +21,12 @@ import numpy as np
 from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import ConfigError
 from rectransfer.evaluation.benchmark import run_benchmark
-from rectransfer.evaluation.loso import mean_se
+from rectransfer.evaluation.studies import (
+    check_resume,
+    jsonable,
+    mean_se,
+    study_pretrain_options,
+)
 from rectransfer.text.encoder import Encoder
 from rectransfer.text.load import load_encoder
 from rectransfer.transfer.pretrain import pretrain
@@ -98,10 +103,7 @@ def run_source_curve(
         )
     if orders < 1:
         raise ConfigError(f"orders must be >= 1, got {orders!r}.")
-    options = dict(pretrain_options or {})
-    for reserved in ("encoder", "random_state"):
-        if reserved in options:
-            raise ConfigError(f"pretrain_options must not set {reserved!r}; pass it here.")
+    options = study_pretrain_options(pretrain_options)
     encoder = encoder if encoder is not None else load_encoder()
     by_name = dict(zip(names, source_data, strict=True))
     doc: dict[str, Any] = {
@@ -116,19 +118,13 @@ def run_source_curve(
         "fractions": list(fractions),
         "seeds": seeds,
         "encoder": encoder.name,
-        "pretrain_options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()},
+        "pretrain_options": {k: jsonable(v) for k, v in options.items()},
         "random_state": random_state,
         "points": [],
     }
     if resume is not None:
-        for key in ("sources", "targets", "fractions", "seeds", "encoder", "pretrain_options"):
-            if resume.get(key) != doc[key]:
-                raise ConfigError(
-                    f"resume: the earlier run had {key} = {resume.get(key)!r}, this one "
-                    f"{doc[key]!r}; resume only a run with the same options."
-                )
-        if resume.get("random_state") != random_state:
-            raise ConfigError("resume: the earlier run had another random_state.")
+        keys = ["sources", "targets", "fractions", "seeds", "encoder", "pretrain_options"]
+        check_resume(resume, doc, [*keys, "random_state"])
         doc["points"] = list(resume.get("points", []))
     done = {tuple(point["sources"]) for point in doc["points"]}
     for order in doc["orders"]:

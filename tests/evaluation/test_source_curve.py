@@ -13,6 +13,8 @@ from tests.conftest import SAMPLE_DATA
 SOURCES = sorted((SAMPLE_DATA / "sources").iterdir())
 TARGET = SAMPLE_DATA / "targets" / "trailhead_market"
 OPTIONS = {"max_customers_per_retailer": 200, "virtual_shops": ()}
+# the small curve every test here runs or resumes (orders vary)
+SMALL = dict(counts=(1, 4), fractions=(1.0, 0.5), seeds=2, pretrain_options=OPTIONS, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -21,14 +23,10 @@ def curve(encoder):
     doc = run_source_curve(
         SOURCES,
         [TARGET],
-        counts=(1, 4),
         orders=2,
         encoder=encoder,
-        fractions=(1.0, 0.5),
-        seeds=2,
-        pretrain_options=OPTIONS,
-        progress=False,
         on_point=lambda d: points.append(len(d["points"])),
+        **SMALL,
     )
     doc["_calls"] = points
     return doc
@@ -98,15 +96,11 @@ def test_resume_keeps_the_points_and_more_orders_extend_the_curve(curve, encoder
     doc = run_source_curve(
         SOURCES,
         [TARGET],
-        counts=(1, 4),
         orders=3,
         encoder=encoder,
-        fractions=(1.0, 0.5),
-        seeds=2,
-        pretrain_options=OPTIONS,
-        progress=False,
         resume=earlier,
         on_point=lambda d: pretrained.append(d["points"][-1]["sources"]),
+        **SMALL,
     )
     assert doc["orders"][:2] == earlier["orders"]  # the first orders of a seed do not change
     assert doc["points"][: len(earlier["points"])] == earlier["points"]
@@ -114,12 +108,5 @@ def test_resume_keeps_the_points_and_more_orders_extend_the_curve(curve, encoder
     assert all(tuple(sources) not in kept for sources in pretrained)
     with pytest.raises(rt.ConfigError, match="resume: the earlier run had seeds"):
         run_source_curve(
-            SOURCES,
-            [TARGET],
-            counts=(1,),
-            encoder=encoder,
-            seeds=1,
-            resume=earlier,
-            fractions=(1.0, 0.5),
-            pretrain_options=OPTIONS,
+            SOURCES, [TARGET], encoder=encoder, resume=earlier, **{**SMALL, "seeds": 1}
         )
