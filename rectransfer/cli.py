@@ -25,7 +25,7 @@ from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import DataQualityWarning, RecTransferError
 from rectransfer.evaluation.perf import BENCHMARKS, benchmark_module
 from rectransfer.ranking.ranker import BROAD_EARLY_STOPPING_ROUNDS
-from rectransfer.transfer.pretrain import DEFAULT_TEXT_PRIOR, DEFAULT_VIRTUAL_SHOPS
+from rectransfer.transfer.pretrain import DEFAULT_VIRTUAL_SHOPS
 from rectransfer.utils.progress import LOGGER, log_to_stderr, progress
 from rectransfer.utils.versions import package_version
 
@@ -120,7 +120,6 @@ def build_parser() -> argparse.ArgumentParser:
         "longer, with more trees to score",
     )
     _add_virtual_shops_option(p)
-    _add_text_prior_option(p)
     _add_encoder_options(p)
 
     lo = command(
@@ -348,7 +347,6 @@ def _add_study_pretrain_options(parser: argparse.ArgumentParser) -> None:
         "--early-stopping-rounds", type=int, default=BROAD_EARLY_STOPPING_ROUNDS, help="pretrain"
     )
     _add_virtual_shops_option(parser)
-    _add_text_prior_option(parser)
 
 
 def _study_pretrain_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -356,7 +354,6 @@ def _study_pretrain_options(args: argparse.Namespace) -> dict[str, Any]:
         "max_customers_per_retailer": args.max_customers,
         "early_stopping_rounds": args.early_stopping_rounds,
         "virtual_shops": args.virtual_shops,
-        "text_prior": args.text_prior,
     }
 
 
@@ -385,16 +382,6 @@ def _add_virtual_shops_option(parser: argparse.ArgumentParser) -> None:
         "each as a small shop of its own; 'none' for the sources alone (default: "
         + ",".join(f"{f:g}" for f in DEFAULT_VIRTUAL_SHOPS)
         + ")",
-    )
-
-
-def _add_text_prior_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--text-prior",
-        action=argparse.BooleanOptionalAction,
-        default=DEFAULT_TEXT_PRIOR,
-        help="pretrain: learn which regions of the shared text space follow which on the sources "
-        "and carry it to every shop as the feature trans_prior (default: %(default)s)",
     )
 
 
@@ -501,7 +488,6 @@ def _run(args: argparse.Namespace) -> None:
             random_state=args.seed,
             early_stopping_rounds=args.early_stopping_rounds,
             virtual_shops=args.virtual_shops,
-            text_prior=args.text_prior,
         )
         path = model.save(args.out)
         print(f"broad model {model.model_version} trained on {model.config.trained_on} -> {path}")

@@ -193,7 +193,7 @@ def evaluate_split(
     if wanted & set(RANKER_ROWS):
         config = CandidateConfig(**base.config.candidates)
         started = time.perf_counter()
-        test_rows = labelled_rows(evaluated, range(1), config=config, prior=base.prior)
+        test_rows = labelled_rows(evaluated, range(1), config=config)
         candidates_s = time.perf_counter() - started
         for name, score_rows, fit_seconds in _rankers(base, adaptation):
             if name not in wanted:
@@ -407,9 +407,7 @@ def _tuned_rows(
                 ("guarded+tuning", guarded_ranks, fit_seconds, 0.0, note),
             ], record
         started = time.perf_counter()
-        test_rows = labelled_rows(
-            with_customers_of(data, tuned.prepared), range(1), config=config, prior=base.prior
-        )
+        test_rows = labelled_rows(with_customers_of(data, tuned.prepared), range(1), config=config)
         scores = tuned.score(tuned.report.decision, test_rows.rows.features)
         ranks = target_ranks(test_rows.group, test_rows.rows.label, scores, test_rows.n_groups)
         elapsed = time.perf_counter() - started

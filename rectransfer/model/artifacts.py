@@ -5,9 +5,7 @@ Layout::
     MODEL_DIR/
       config.json      ModelConfig: type, versions, encoder, features, guard figures, ...
       ranker.txt       LightGBM's own text format (loading it runs no code)
-      checksums.json   sha256 of the other files, so a tampered or truncated file is caught
-      text_prior.npz   only in models with a text prior: its two float32 arrays (numpy's own
-                       format, read without pickle)
+      checksums.json   sha256 of the two files above, so a tampered or truncated file is caught
 
 Saving is crash-safe and readers never find no model:
 
@@ -36,23 +34,19 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import io
 import json
 import os
 import stat
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import lightgbm as lgb
-import numpy as np
 import pydantic_core
 from pydantic import ValidationError
 
 from rectransfer.errors import IncompatibleArtifactError
 from rectransfer.model.config import FORMAT_VERSION, ModelConfig, check_features
 from rectransfer.model.ranker_text import check_ranker_text
-from rectransfer.prepared.text_prior import TextPrior
 from rectransfer.utils import atomic as _atomic
 from rectransfer.utils.atomic import leftovers, publish_directory
 from rectransfer.utils.destinations import check_model_destination
@@ -60,9 +54,7 @@ from rectransfer.utils.destinations import check_model_destination
 CONFIG_FILE = "config.json"
 RANKER_FILE = "ranker.txt"
 CHECKSUM_FILE = "checksums.json"
-PRIOR_FILE = "text_prior.npz"
 MODEL_FILES = (CONFIG_FILE, RANKER_FILE, CHECKSUM_FILE)
-OPTIONAL_FILES = (PRIOR_FILE,)
 _READ_ATTEMPTS = 5
 
 
@@ -70,24 +62,14 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _write(path: Path, content: str | bytes) -> None:
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    with open(path, "wb") as handle:
-        handle.write(data)
+def _write(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
 
 
-def prior_bytes(prior: TextPrior) -> bytes:
-    """``text_prior.npz``'s bytes."""
-    buffer = io.BytesIO()
-    np.savez(buffer, centroids=prior.centroids, lift=prior.lift)
-    return buffer.getvalue()
-
-
-def save_model_files(
-    booster: lgb.Booster, config: ModelConfig, path: str | Path, prior: TextPrior | None = None
-) -> Path:
+def save_model_files(booster: lgb.Booster, config: ModelConfig, path: str | Path) -> Path:
     """Write a ranker and its config to the directory ``path`` atomically, replacing any model.
 
     ``path`` must be new, an empty folder or a model directory rectransfer wrote; anything else
@@ -106,11 +88,7 @@ def save_model_files(
     try:
         _write(staging / CONFIG_FILE, config_json(config))
         _write(staging / RANKER_FILE, booster.model_to_string())
-        written = [CONFIG_FILE, RANKER_FILE]
-        if prior is not None:
-            _write(staging / PRIOR_FILE, prior_bytes(prior))
-            written.append(PRIOR_FILE)
-        checksums = {name: _sha256(staging / name) for name in written}
+        checksums = {name: _sha256(staging / name) for name in (CONFIG_FILE, RANKER_FILE)}
         _write(staging / CHECKSUM_FILE, json.dumps(checksums, indent=2))
         _atomic.fsync_dir(staging)
         load_model_files(staging)  # never publish a directory that does not load back
@@ -143,7 +121,7 @@ def _open_dir(folder: Path) -> Iterator[int | None]:
 
 
 def _read_files(folder: Path) -> dict[str, bytes]:
-    """The files of one and the same directory, even while a save swaps it."""
+    """The three files of one and the same directory, even while a save swaps it."""
     for _ in range(_READ_ATTEMPTS):
         if not folder.is_dir():
             raise IncompatibleArtifactError(
@@ -163,12 +141,6 @@ def _read_files(folder: Path) -> dict[str, bytes]:
                             f"{folder}: model directory is missing {name!r}; it is incomplete "
                             "or not a rectransfer model. Save or train the model again."
                         ) from None
-                for name in OPTIONAL_FILES:
-                    try:
-                        contents[name] = _read_regular(folder, name, fd)
-                    except FileNotFoundError:
-                        if fd is not None and _replaced(folder, fd):
-                            raise
                 return contents
         except FileNotFoundError:
             continue  # the directory we opened was replaced and deleted: read the new one
@@ -245,19 +217,18 @@ def _json(folder: Path, name: str, raw: bytes) -> object:
         ) from err
 
 
-def load_model_files(path: str | Path) -> tuple[lgb.Booster, ModelConfig, TextPrior | None]:
+def load_model_files(path: str | Path) -> tuple[lgb.Booster, ModelConfig]:
     """Read a model directory written by :func:`save_model_files`; runs no code from the files.
 
     Raises :class:`IncompatibleArtifactError` when a file is missing or not a regular file (a FIFO,
     a device, a symbolic link), a checksum does not match, the config is not valid, ``ranker.txt``
     is not a model rectransfer would write (checked before LightGBM reads it, see
-    :mod:`rectransfer.model.ranker_text`), the text prior is not the one the config names, or the
-    model was made by an incompatible version.
+    :mod:`rectransfer.model.ranker_text`), or the model was made by an incompatible version.
     """
     folder = Path(path)
     files = _read_files(folder)
     checksums = _json(folder, CHECKSUM_FILE, files[CHECKSUM_FILE])
-    for name in (CONFIG_FILE, RANKER_FILE, *(n for n in OPTIONAL_FILES if n in files)):
+    for name in (CONFIG_FILE, RANKER_FILE):
         expected = checksums.get(name) if isinstance(checksums, dict) else None
         if expected != hashlib.sha256(files[name]).hexdigest():
             raise IncompatibleArtifactError(
@@ -303,46 +274,4 @@ def load_model_files(path: str | Path) -> tuple[lgb.Booster, ModelConfig, TextPr
             f"{folder / RANKER_FILE}: the ranker has {booster.num_feature()} features but "
             f"config.json lists {len(config.feature_names)}. Save the model again."
         )
-    return booster, config, _prior(folder, config, files.get(PRIOR_FILE))
-
-
-def _prior(folder: Path, config: ModelConfig, raw: bytes | None) -> TextPrior | None:
-    """The text prior of ``text_prior.npz``, checked against the config (arrays only, no pickle)."""
-    where = folder / PRIOR_FILE
-    expected = config.text_prior
-    if expected is None:
-        if raw is not None:
-            raise IncompatibleArtifactError(
-                f"{where}: config.json names no text prior, so this file does not belong here. "
-                "Remove it or save the model again."
-            )
-        return None
-    if raw is None:
-        raise IncompatibleArtifactError(
-            f"{folder}: config.json names a text prior but {PRIOR_FILE!r} is missing. Restore it "
-            "or save the model again."
-        )
-    try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as arrays:
-            if sorted(arrays.files) != ["centroids", "lift"]:
-                raise ValueError(f"arrays {sorted(arrays.files)}, not ['centroids', 'lift']")
-            centroids, lift = arrays["centroids"], arrays["lift"]
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise IncompatibleArtifactError(
-            f"{where}: not a text prior rectransfer wrote ({err}). Restore it or save the model "
-            "again."
-        ) from err
-    k, dim = expected.clusters, config.encoder.dim
-    shapes_ok = centroids.shape == (k, dim) and lift.shape == (k, k)
-    if not shapes_ok or centroids.dtype != np.float32 or lift.dtype != np.float32:
-        raise IncompatibleArtifactError(
-            f"{where}: arrays of {centroids.dtype} {centroids.shape} and {lift.dtype} "
-            f"{lift.shape}, expected float32 ({k}, {dim}) and ({k}, {k}). Save the model again."
-        )
-    prior = TextPrior(centroids, lift)
-    if prior.digest != expected.sha256:
-        raise IncompatibleArtifactError(
-            f"{where}: the arrays are not the text prior config.json names (sha256 "
-            f"{expected.sha256[:12]}). Save the model again."
-        )
-    return prior
+    return booster, config

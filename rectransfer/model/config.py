@@ -26,7 +26,6 @@ __all__ = [
     "EncoderTuning",
     "GuardReport",
     "ModelConfig",
-    "PriorInfo",
     "check_features",
 ]
 
@@ -38,7 +37,6 @@ FORMAT_VERSION = 1
 MAX_CANDIDATES = 10_000
 MAX_ROUNDS = 100_000
 MAX_ENCODER_DIM = 65_536
-MAX_PRIOR_CLUSTERS = 65_536
 CANDIDATE_SIGNALS = tuple(field.name for field in dataclasses.fields(CandidateConfig))
 
 Choice = Literal["adapted", "broad", "local", "blend", "markov", "popularity"]
@@ -88,15 +86,6 @@ class EncoderTuning(BaseModel):
     reason: str
 
 
-class PriorInfo(BaseModel):
-    """The text prior a model reads (``text_prior.npz`` beside ``config.json``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    clusters: Annotated[int, Field(ge=1, le=MAX_PRIOR_CLUSTERS)]
-    sha256: str  # TextPrior.digest of the arrays: the file must give exactly these
-
-
 class EncoderInfo(BaseModel):
     """Which encoder made the vectors the model was trained on."""
 
@@ -138,9 +127,6 @@ class ModelConfig(BaseModel):
     # the candidates instead of the trees, which are the broad model's, kept so every model
     # directory has one layout
     rule: dict[str, float] | None = None
-    # what follows what in the shared text space, learnt on the sources
-    # (rectransfer.prepared.text_prior); None for models that did not learn it
-    text_prior: PriorInfo | None = None
 
     @field_validator("rule")
     @classmethod

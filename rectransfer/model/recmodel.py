@@ -19,7 +19,6 @@ from rectransfer.errors import IncompatibleArtifactError
 from rectransfer.model.artifacts import load_model_files, save_model_files
 from rectransfer.model.config import GuardReport, ModelConfig
 from rectransfer.prepared.prepare import PreparedRetailer, prepare
-from rectransfer.prepared.text_prior import TextPrior
 from rectransfer.ranking.compiled import Scorer, cached_scorer
 from rectransfer.ranking.features import CandidateConfig
 from rectransfer.ranking.ranker import predict
@@ -50,20 +49,9 @@ class RecModel:
     (180, 1800)
     """
 
-    def __init__(
-        self,
-        booster: lgb.Booster,
-        config: ModelConfig,
-        encoder: Encoder | None = None,
-        prior: TextPrior | None = None,
-    ):
-        recorded = None if config.text_prior is None else config.text_prior.sha256
-        if (None if prior is None else prior.digest) != recorded:
-            raise ValueError("the text prior given is not the one config.text_prior names")
+    def __init__(self, booster: lgb.Booster, config: ModelConfig, encoder: Encoder | None = None):
         self.booster = booster
         self.config = config
-        # what follows what in the shared text space, learnt on the sources (None: not learnt)
-        self.prior = prior
         self._encoder = encoder
         # data object id -> its prepared retailer, most recently used last (bounded)
         self._prepared: OrderedDict[int, PreparedRetailer] = OrderedDict()
@@ -94,8 +82,6 @@ class RecModel:
         """``<kind>-<first 12 hex of the ranker's sha256>``: equal models have equal versions."""
         rule = self.config.rule
         ranker = json.dumps(rule, sort_keys=True) if rule else self.booster.model_to_string()
-        if self.prior is not None:  # the same trees read another feature with another prior
-            ranker += self.prior.digest
         digest = hashlib.sha256(ranker.encode()).hexdigest()[:12]
         return f"{self.config.kind}-{digest}"
 
@@ -231,13 +217,13 @@ class RecModel:
         ``path`` must be new, an empty folder or a model directory rectransfer wrote; anything
         else raises :class:`~rectransfer.errors.ConfigError` and is left as it was.
         """
-        return save_model_files(self.booster, self.config, path, self.prior)
+        return save_model_files(self.booster, self.config, path)
 
     @classmethod
     def load(cls, path: str | Path, *, encoder: Encoder | None = None) -> RecModel:
         """Read a model directory; no code from the files is executed."""
-        booster, config, prior = load_model_files(path)
-        model = cls(booster, config, prior=prior)
+        booster, config = load_model_files(path)
+        model = cls(booster, config)
         if encoder is not None:
             model.with_encoder(encoder)
         return model

@@ -8,8 +8,7 @@ candidate, and z-scores against the whole catalogue come from its mean and secon
 
 Every feature is scale-free (cosines, z-scores within the customer's row, percentiles,
 probabilities, ranks), so a ranker learnt at one shop reads the same features at any other. Memory
-is bounded by the chunk size. One module: a chunk's candidates and every feature column are built
-from the same per-chunk arrays, in one pass.
+is bounded by the chunk size.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ import scipy.sparse as sp
 from rectransfer.data.histories import Histories
 from rectransfer.prepared.catalogue import Catalogue
 from rectransfer.prepared.stats import BehaviourStats
-from rectransfer.prepared.text_prior import TextPrior
 from rectransfer.prepared.user_vectors import UserVectors
 from rectransfer.ranking.candidates import (
     CandidateConfig,
@@ -60,7 +58,6 @@ FEATURE_NAMES: tuple[str, ...] = (
     "trans_fwd_rel",
     "trans_bwd",
     "trans_cluster",
-    "trans_prior",
     "pop_pct",
     "recent_pct",
     "trend",
@@ -74,8 +71,6 @@ FEATURE_NAMES: tuple[str, ...] = (
     "price_ratio_log",
 )
 _F = {name: i for i, name in enumerate(FEATURE_NAMES)}
-# Features only a transferred model has; a ranker of the shop alone sees them missing.
-TRANSFERRED_FEATURES: tuple[str, ...] = ("trans_prior",)
 
 RECENT_ITEMS = 5  # "recent history" = the last five items
 COOC_HISTORY = 20  # co-occurrence looks at the last twenty items, newer ones weighing more
@@ -136,14 +131,12 @@ def iter_candidate_rows(
     config: CandidateConfig,
     allowed: np.ndarray | None = None,
     rows: np.ndarray | None = None,
-    prior: TextPrior | None = None,
 ) -> Iterator[CandidateRows]:
     """Candidate rows for the queries (or the subset ``rows``), one chunk of customers at a time.
 
     ``allowed`` is a catalogue-wide mask of items that may be proposed at all (stock, allow and
     deny lists); each customer's ``excluded`` items (by default their whole context) are never
-    proposed. ``prior``: the sources' text-space transitions a transferred model carries
-    (:mod:`rectransfer.prepared.text_prior`); without it ``trans_prior`` is NaN.
+    proposed.
     """
     selected = np.arange(queries.n) if rows is None else np.asarray(rows, dtype=np.int64)
     if len(selected) == 0:
@@ -156,7 +149,6 @@ def iter_candidate_rows(
         popular_order=popular_order(stats, allowed),
         clusters=(clusters := text_clusters(catalogue)),
         cluster_lift=cluster_lift(stats, clusters),
-        prior=None if prior is None else (prior.clusters(catalogue), prior.lift),
     )
     for start in range(0, len(selected), step):
         yield _chunk_rows(catalogue, stats, queries, selected[start : start + step], config, shared)
@@ -169,13 +161,11 @@ def candidate_rows(
     *,
     config: CandidateConfig,
     allowed: np.ndarray | None = None,
-    prior: TextPrior | None = None,
 ) -> CandidateRows:
     """All candidate rows of all queries (see :func:`iter_candidate_rows`)."""
-    chunks = iter_candidate_rows(
-        catalogue, stats, queries, config=config, allowed=allowed, prior=prior
+    return CandidateRows.concat(
+        list(iter_candidate_rows(catalogue, stats, queries, config=config, allowed=allowed))
     )
-    return CandidateRows.concat(list(chunks))
 
 
 @dataclass(frozen=True)
@@ -188,7 +178,6 @@ class _Shared:
     popular_order: np.ndarray  # proposable items, most popular first
     clusters: np.ndarray  # int32 (n_items,), text cluster of every item
     cluster_lift: np.ndarray  # float32 (k, k), log lift of cluster b next to cluster a
-    prior: tuple[np.ndarray, np.ndarray] | None  # codebook cluster of every item, their lift
 
 
 def _history_matrix(
@@ -365,11 +354,6 @@ def _chunk_rows(
         cand_row,
         cand,
     )
-    if shared.prior is not None:
-        prior_clusters, prior_lift = shared.prior
-        x[:, _F["trans_prior"]] = recent_cluster_lift(
-            prior_lift, prior_clusters, recent, np.asarray(TRANSITION_WEIGHTS), cand_row, cand
-        )
     cooc_max = _proposable_row_max(cooc, blocked, allowed, b)
     fwd_max = _proposable_row_max(fwd, blocked, allowed, b)
     x[:, _F["cooc_rel"]] = np.divide(

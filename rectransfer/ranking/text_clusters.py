@@ -16,10 +16,12 @@ from sklearn.cluster import MiniBatchKMeans
 
 from rectransfer.prepared.catalogue import Catalogue
 from rectransfer.prepared.stats import BehaviourStats
-from rectransfer.prepared.text_prior import log_lift
 
 MAX_CLUSTERS = 256
 MIN_CLUSTERS = 2
+# Pseudo-transitions shrinking a cluster's row toward the catalogue's overall distribution: a
+# cluster seen leaving a few times says little.
+LIFT_PRIOR = 10.0
 
 
 def cluster_count(n_items: int) -> int:
@@ -67,7 +69,12 @@ def _lift(stats: BehaviourStats, clusters: np.ndarray) -> np.ndarray:
     n = stats.n_items
     member = sp.csr_matrix((np.ones(n, np.float64), (np.arange(n), clusters)), shape=(n, max(k, 1)))
     moves = sp.diags(stats.count.astype(np.float64)) @ (stats.trans_fwd + stats.trans_bwd)
-    return log_lift(np.asarray((member.T @ moves @ member).todense()))
+    counts = np.asarray((member.T @ moves @ member).todense())
+    total = counts.sum()
+    share = (counts.sum(axis=0) + 1.0) / (total + k)  # where transitions go, overall
+    rows = counts.sum(axis=1, keepdims=True)
+    conditional = (counts + LIFT_PRIOR * share) / (rows + LIFT_PRIOR)
+    return np.log(conditional / share).astype(np.float32)
 
 
 def recent_cluster_lift(

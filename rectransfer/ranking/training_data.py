@@ -15,15 +15,8 @@ import numpy as np
 
 from rectransfer.prepared.prepare import PreparedRetailer
 from rectransfer.prepared.stats import BehaviourStats
-from rectransfer.prepared.text_prior import TextPrior
 from rectransfer.ranking.candidates import CandidateConfig
-from rectransfer.ranking.features import (
-    FEATURE_NAMES,
-    TRANSFERRED_FEATURES,
-    CandidateRows,
-    Queries,
-    candidate_rows,
-)
+from rectransfer.ranking.features import CandidateRows, Queries, candidate_rows
 
 
 @dataclass
@@ -51,16 +44,6 @@ class LabelledRows:
         has_positive = np.zeros(self.n_groups, dtype=bool)
         has_positive[self.group[self.rows.label == 1]] = True
         return self.subset_groups(np.flatnonzero(has_positive))
-
-    def without_transfer(self) -> LabelledRows:
-        """The same rows with what only transfer knows (``TRANSFERRED_FEATURES``) missing: what a
-        ranker of the shop alone is trained on."""
-        features = self.rows.features.copy()
-        features[:, [FEATURE_NAMES.index(name) for name in TRANSFERRED_FEATURES]] = np.nan
-        rows = CandidateRows(
-            query=self.rows.query, item=self.rows.item, features=features, label=self.rows.label
-        )
-        return LabelledRows(rows, self.group, self.group_customer, self.n_queries)
 
     def subset_groups(self, groups: np.ndarray) -> LabelledRows:
         keep_group = np.zeros(self.n_groups, dtype=bool)
@@ -119,15 +102,12 @@ def labelled_rows(
     max_customers: int | None = None,
     max_negatives: int | None = None,
     random_state: int = 0,
-    prior: TextPrior | None = None,
 ) -> LabelledRows:
     """Labelled candidate rows of ``prepared`` for every cut in ``cuts``.
 
     ``max_customers`` samples that many customers (seeded) per cut and ``max_negatives`` that many
     unlabelled candidates per list, to bound the cost on big shops. Customer keys are
     ``customer_key_offset + customer row`` so that callers can split by customer across retailers.
-    ``prior`` gives the ``trans_prior`` feature
-    (:func:`~rectransfer.ranking.features.iter_candidate_rows`).
     """
     parts = []
     rng = np.random.default_rng(random_state)
@@ -143,9 +123,7 @@ def labelled_rows(
             text_vectors=cq.queries.text_vectors[rows],
             targets=None if cq.queries.targets is None else cq.queries.targets[rows],
         )
-        candidates = candidate_rows(
-            prepared.catalogue, cq.stats, sub_queries, config=config, prior=prior
-        )
+        candidates = candidate_rows(prepared.catalogue, cq.stats, sub_queries, config=config)
         if max_negatives is not None:
             candidates = _sample_negatives(candidates, max_negatives, rng)
         parts.append(

@@ -114,7 +114,7 @@ def recommend_for(
         )
         config = model.candidate_config
         (chunk,) = iter_candidate_rows(  # one customer: one chunk
-            prepared.catalogue, stats, queries, config=config, allowed=allowed, prior=model.prior
+            prepared.catalogue, stats, queries, config=config, allowed=allowed
         )
         ranked = list(top_k_per_query(chunk.query, chunk.item, model.score(chunk.features), k))
         found, scores = (

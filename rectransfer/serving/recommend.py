@@ -222,13 +222,7 @@ def recommend_prepared(
     def ranked(block: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
         out = []
         for chunk in iter_candidate_rows(
-            prepared.catalogue,
-            stats,
-            queries,
-            config=config,
-            allowed=allowed,
-            rows=block,
-            prior=model.prior,
+            prepared.catalogue, stats, queries, config=config, allowed=allowed, rows=block
         ):
             scores = model.score(chunk.features)
             out.extend(top_k_per_query(chunk.query, chunk.item, scores, k))

@@ -19,7 +19,6 @@ import numpy as np
 
 from rectransfer.data.retailer import RetailerData
 from rectransfer.prepared.prepare import PreparedRetailer
-from rectransfer.prepared.text_prior import TextPrior
 from rectransfer.ranking.features import CandidateConfig
 from rectransfer.text.encoder import Encoder
 
@@ -50,9 +49,6 @@ class ServingModel(Protocol):
 
     @property
     def encoder(self) -> Encoder: ...
-
-    # the sources' text-space transitions a transferred model reads (None: not learnt)
-    prior: TextPrior | None
 
     def score(self, features: np.ndarray) -> np.ndarray: ...
 

@@ -117,7 +117,7 @@ def fit_adaptation(
         raise ConfigError(f"{prepared.name!r} was embedded with another encoder than the model's.")
     candidates = CandidateConfig(**base.config.candidates)
 
-    valid_rows = labelled_rows(prepared, range(1), config=candidates, prior=base.prior)
+    valid_rows = labelled_rows(prepared, range(1), config=candidates)
     if valid_rows.n_queries == 0:
         return _broad_unmeasured(base, prepared)
     train_rows = labelled_rows(
@@ -127,7 +127,6 @@ def fit_adaptation(
         max_customers=max_customers,
         max_negatives=MAX_TRAINING_NEGATIVES,
         random_state=random_state,
-        prior=base.prior,
     )
 
     rankers = {"broad": base.booster}
@@ -139,22 +138,19 @@ def fit_adaptation(
             train_rows, test_size=EARLY_STOPPING_SHARE, random_state=random_state
         )
         rich = inner_valid.positives_only().n_groups >= MIN_EARLY_STOPPING_GROUPS
-        # the local ranker learns from the shop alone: what transfer knows is missing for it
-        alone_train, alone_valid = inner_train.without_transfer(), inner_valid.without_transfer()
-        for name, params, max_rounds, init, (fit_rows, stop_rows) in (
+        for name, params, max_rounds, init in (
             (
                 "adapted",
                 ADAPT_PARAMS_RICH if rich else ADAPT_PARAMS,
                 ADAPT_ROUNDS_RICH if rich else ADAPT_ROUNDS,
                 base.booster,
-                (inner_train, inner_valid),
             ),
-            ("local", LOCAL_PARAMS, LOCAL_ROUNDS, None, (alone_train, alone_valid)),
+            ("local", LOCAL_PARAMS, LOCAL_ROUNDS, None),
         ):
             started = time.perf_counter()
             rankers[name], rounds[name] = train_ranker(
-                fit_rows,
-                stop_rows,
+                inner_train,
+                inner_valid,
                 params=params,
                 max_rounds=max_rounds,
                 init_model=init,
@@ -306,16 +302,10 @@ def adapt(
             "random_state": random_state,
             "encoder_tuning": tuning,
             "rule": result.rules.get(decision),
-            "text_prior": None if decision == "local" else base.config.text_prior,
         }
     )
     # a rule ships with the broad model's trees beside it (one directory layout); they are unused
-    model = RecModel(
-        result.rankers.get(decision, base.booster),
-        config,
-        encoder=base.encoder,
-        prior=None if decision == "local" else base.prior,  # local never read it
-    )
+    model = RecModel(result.rankers.get(decision, base.booster), config, encoder=base.encoder)
     model.reuse_prepared(result.prepared)  # recommending right after adapting embeds nothing again
     return model
 
@@ -372,13 +362,8 @@ def with_tuned_encoder(
         )
         return TunedAdaptation(base, result, untuned, None)
     info = EncoderInfo.of(tuned.encoder, tuned.spec)
-    # The prior's clusters were fitted in the model encoder's space; the tuned encoder starts
-    # from it and moves little, and the guard measures the result on the shop either way.
     tuned_base = RecModel(
-        base.booster,
-        base.config.model_copy(update={"encoder": info}),
-        encoder=tuned.encoder,
-        prior=base.prior,
+        base.booster, base.config.model_copy(update={"encoder": info}), encoder=tuned.encoder
     )
     tuned_result = refit(tuned_base)
     tuned_shipped = tuned_result.report.decision

@@ -35,13 +35,6 @@ from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import ConfigError, SchemaError
 from rectransfer.model.recmodel import RecModel
 from rectransfer.prepared.prepare import prepare
-from rectransfer.prepared.text_prior import (
-    PriorCounts,
-    TextPrior,
-    codebook_sample,
-    fit_codebook,
-    source_counts,
-)
 from rectransfer.ranking.candidates import CandidateConfig
 from rectransfer.ranking.features import FEATURE_NAMES
 from rectransfer.ranking.ranker import (
@@ -54,7 +47,6 @@ from rectransfer.ranking.training_data import LabelledRows
 from rectransfer.text.encoder import Encoder
 from rectransfer.text.load import load_encoder
 from rectransfer.transfer.pretrain import (
-    DEFAULT_TEXT_PRIOR,
     DEFAULT_VIRTUAL_SHOPS,
     EARLY_STOPPING_SHARE,
     MIN_TRAINING_LISTS,
@@ -120,7 +112,6 @@ def source_part(
     random_state: int,
     sample_lists: int,
     fractions: Sequence[float] = DEFAULT_VIRTUAL_SHOPS,
-    prior: TextPrior | None = None,
 ) -> SourcePart:
     """Load, prepare and sample one source: the work of one Dask task.
 
@@ -150,7 +141,6 @@ def source_part(
         else max(1, max_customers_per_retailer // cuts),
         fractions=fractions,
         random_state=random_state,
-        prior=prior,
     )
     # The sample is drawn from every list, as one-process pretraining splits them (its training
     # keeps only lists with their label among the candidates): when the sample holds all of a
@@ -173,60 +163,6 @@ def source_part(
     )
 
 
-def source_codebook_sample(
-    source: RetailerData | str | Path, index: int, *, encoder: Encoder, random_state: int
-) -> np.ndarray:
-    """One source's products for the text prior's codebook (a Dask task; see
-    :func:`~rectransfer.prepared.text_prior.codebook_sample`)."""
-    data = source if isinstance(source, RetailerData) else RetailerData.load(source)
-    vectors = prepare(data, encoder).catalogue.vectors
-    return codebook_sample(vectors, index=index, seed=random_state)
-
-
-def source_prior_counts(
-    source: RetailerData | str | Path, *, encoder: Encoder, centroids: np.ndarray
-) -> np.ndarray:
-    """One source's transitions between the codebook's clusters (a Dask task)."""
-    data = source if isinstance(source, RetailerData) else RetailerData.load(source)
-    prepared = prepare(data, encoder)
-    return source_counts(centroids, prepared.catalogue, prepared.index.histories)
-
-
-def _prior_counts_on_dask(
-    client: Client,
-    ordered: list[tuple[str, RetailerData | str | Path]],
-    encoder: Encoder,
-    random_state: int,
-) -> PriorCounts:
-    """The text prior's codebook and counts, one task per source and step. Each step prepares
-    its source again (product vectors come from the shared embedding cache) rather than keeping
-    every source's prepared data on the workers until the rows are built."""
-    stage(f"learning the text prior of {len(ordered)} sources on the Dask workers")
-    samples = client.gather(
-        [
-            client.submit(
-                source_codebook_sample,
-                source,
-                i,
-                encoder=encoder,
-                random_state=random_state,
-                pure=False,
-            )
-            for i, (_, source) in enumerate(ordered)
-        ]
-    )
-    centroids = fit_codebook(samples, seed=random_state)
-    counts = client.gather(
-        [
-            client.submit(
-                source_prior_counts, source, encoder=encoder, centroids=centroids, pure=False
-            )
-            for _, source in ordered
-        ]
-    )
-    return PriorCounts(centroids, {name: c for (name, _), c in zip(ordered, counts, strict=True)})
-
-
 def _summary(part: SourcePart) -> tuple[str, int, int, int]:
     return part.name, part.n_rows, part.n_lists, part.n_queries
 
@@ -246,7 +182,6 @@ def pretrain_on_dask(
     early_stopping_rounds: int = BROAD_EARLY_STOPPING_ROUNDS,
     sample_lists: int = ROUNDS_SAMPLE_LISTS,
     virtual_shops: Sequence[float] = DEFAULT_VIRTUAL_SHOPS,
-    text_prior: bool = DEFAULT_TEXT_PRIOR,
 ) -> RecModel:
     """Train the broad ranker on the Dask cluster behind ``client``; the same model contract as
     :func:`rectransfer.pretrain`.
@@ -284,10 +219,6 @@ def pretrain_on_dask(
         cache folder should be shared by them.
     max_customers_per_retailer, cuts, max_rounds, params, random_state, early_stopping_rounds
         As in :func:`rectransfer.pretrain`.
-    virtual_shops, text_prior
-        As in :func:`rectransfer.pretrain`; the text prior is learnt in two more steps of one
-        task per source (its codebook's sample, then its transitions), each preparing the
-        source again, so that no worker holds more than the source it works on.
     rounds
         Boosting rounds of the distributed run; ``None`` chooses them on a sample (above).
     sample_lists
@@ -336,7 +267,6 @@ def pretrain_on_dask(
     names = [name for name, _ in ordered]
     per_source = max(1, -(-sample_lists // len(ordered)))  # ceil: the sample is spread evenly
 
-    counts = _prior_counts_on_dask(client, ordered, encoder, random_state) if text_prior else None
     stage(f"building the training rows of {len(ordered)} sources on the Dask workers")
     parts: list[Future] = [
         client.submit(
@@ -350,11 +280,9 @@ def pretrain_on_dask(
             random_state=random_state,
             sample_lists=per_source,
             fractions=fractions,
-            # a source never sees its own transitions through the prior
-            prior=None if counts is None else counts.leaving_out(name),
             pure=False,  # a new key each run: never another run's rows (other encoder, seed)
         )
-        for i, (name, source) in enumerate(ordered)
+        for i, (_, source) in enumerate(ordered)
     ]
     summaries = client.gather([client.submit(_summary, part, pure=False) for part in parts])
     n_lists = sum(s[2] for s in summaries)
@@ -380,7 +308,6 @@ def pretrain_on_dask(
         )
     stage(f"training the broad model on the Dask workers: {rounds} rounds ({how})")
     booster = _train_on_dask(client, parts, summaries, params, rounds, random_state)
-    prior = None if counts is None else counts.leaving_out(None)
 
     config = broad_config(
         encoder,
@@ -390,16 +317,14 @@ def pretrain_on_dask(
             "cuts": cuts,
             "early_stopping_rounds": early_stopping_rounds,
             **({"virtual_shops": list(fractions)} if fractions else {}),
-            **({"text_prior": True} if text_prior else {}),
             "trained_with": "lightgbm.dask.DaskLGBMRanker",
             "rounds_from": how,
         },
         rounds=rounds,
         trained_on=names,
         random_state=random_state,
-        prior=prior,
     )
-    return RecModel(booster, config, encoder=encoder, prior=prior)
+    return RecModel(booster, config, encoder=encoder)
 
 
 def _rounds_on_a_sample(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,15 +11,9 @@ from sklearn.model_selection import GroupShuffleSplit
 
 from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import ConfigError, SchemaError
-from rectransfer.model.config import EncoderInfo, ModelConfig, PriorInfo
+from rectransfer.model.config import EncoderInfo, ModelConfig
 from rectransfer.model.recmodel import RecModel
 from rectransfer.prepared.prepare import PreparedRetailer, prepare
-from rectransfer.prepared.text_prior import (
-    PriorCounts,
-    TextPrior,
-    codebook_sample,
-    fit_codebook,
-)
 from rectransfer.ranking.candidates import CandidateConfig
 from rectransfer.ranking.features import FEATURE_NAMES
 from rectransfer.ranking.ranker import (
@@ -43,8 +37,6 @@ MAX_TRAINING_NEGATIVES = 100  # per training list; the rest add cost, not signal
 # Each source also enters as a seeded 10% of its customers, a small shop of its own: chosen on the
 # leave-one-source-out loop (docs/BENCHMARKS.md), where it lifted the broad model at f = 0.1.
 DEFAULT_VIRTUAL_SHOPS = (0.1,)
-# Learn the sources' transitions between regions of the text space (prepared/text_prior.py).
-DEFAULT_TEXT_PRIOR = False
 
 
 def split_by_customer(
@@ -67,7 +59,6 @@ def source_rows(
     per_cut: int | None,
     fractions: Sequence[float],
     random_state: int,
-    prior: TextPrior | None = None,
 ) -> LabelledRows:
     """One source's training lists: the source's own and those of its virtual small shops.
 
@@ -85,7 +76,6 @@ def source_rows(
             max_customers=per_cut,
             max_negatives=MAX_TRAINING_NEGATIVES,
             random_state=random_state + index,
-            prior=prior,
         )
     ]
     for j, fraction in enumerate(fractions, start=1):
@@ -98,7 +88,6 @@ def source_rows(
             max_customers=per_cut,
             max_negatives=MAX_TRAINING_NEGATIVES,
             random_state=seed,
-            prior=prior,
         )
         part.group_customer = (index << 40) + parent_rows[part.group_customer]
         parts.append(part)
@@ -117,7 +106,6 @@ def pretrain(
     random_state: int = 0,
     early_stopping_rounds: int = BROAD_EARLY_STOPPING_ROUNDS,
     virtual_shops: Sequence[float] = DEFAULT_VIRTUAL_SHOPS,
-    text_prior: bool = DEFAULT_TEXT_PRIOR,
 ) -> RecModel:
     """Train the broad ranker on several retailers' folders at once.
 
@@ -206,24 +194,13 @@ def pretrain(
     per_cut = (
         None if max_customers_per_retailer is None else max(1, max_customers_per_retailer // cuts)
     )
-
-    def prepared_one(i: int, data: RetailerData) -> PreparedRetailer:
+    parts = []
+    for i, data in enumerate(datasets):
         stage(
             f"source {i + 1}/{len(datasets)} {data.name}: {data.n_items:,} products, "
             f"{data.n_users:,} customers, {data.n_interactions:,} interactions"
         )
-        return prepare(data, encoder)
-
-    # One source prepared at a time, unless the prior needs every source before any rows.
-    prepared_sources: Iterable[PreparedRetailer] = (
-        prepared_one(i, data) for i, data in enumerate(datasets)
-    )
-    counts = None
-    if text_prior:
-        prepared_sources = list(prepared_sources)
-        counts = prior_counts(prepared_sources, random_state=random_state)
-    parts = []
-    for i, prepared in enumerate(prepared_sources):
+        prepared = prepare(data, encoder)
         parts.append(
             source_rows(
                 prepared,
@@ -233,8 +210,6 @@ def pretrain(
                 per_cut=per_cut,
                 fractions=fractions,
                 random_state=random_state,
-                # a source never sees its own transitions through the prior
-                prior=None if counts is None else counts.leaving_out(prepared.name),
             )
         )
     rows = LabelledRows.concat(parts)
@@ -258,7 +233,6 @@ def pretrain(
         patience=early_stopping_rounds,
         label="the broad model",
     )
-    prior = None if counts is None else counts.leaving_out(None)
     config = broad_config(
         encoder,
         candidates,
@@ -267,28 +241,12 @@ def pretrain(
             "cuts": cuts,
             "early_stopping_rounds": early_stopping_rounds,
             **({"virtual_shops": list(fractions)} if fractions else {}),
-            **({"text_prior": True} if text_prior else {}),
         },
         rounds=rounds,
         trained_on=names,
         random_state=random_state,
-        prior=prior,
     )
-    return RecModel(booster, config, encoder=encoder, prior=prior)
-
-
-def prior_counts(prepared: Sequence[PreparedRetailer], *, random_state: int) -> PriorCounts:
-    """The codebook of the sources' text space and each source's transitions between its
-    clusters (:mod:`rectransfer.prepared.text_prior`)."""
-    with timed(f"text prior of {len(prepared)} sources"):
-        samples = [
-            codebook_sample(p.catalogue.vectors, index=i, seed=random_state)
-            for i, p in enumerate(prepared)
-        ]
-        counts = PriorCounts(fit_codebook(samples, seed=random_state))
-        for source in prepared:
-            counts.add(source.name, source.catalogue, source.index.histories)
-    return counts
+    return RecModel(booster, config, encoder=encoder)
 
 
 def broad_config(
@@ -299,7 +257,6 @@ def broad_config(
     rounds: int,
     trained_on: list[str],
     random_state: int,
-    prior: TextPrior | None = None,
 ) -> ModelConfig:
     """The ``config.json`` of a broad model, however it was trained (one process or Dask)."""
     return ModelConfig(
@@ -314,5 +271,4 @@ def broad_config(
         trained_on=trained_on,
         library_versions=library_versions(),
         random_state=random_state,
-        text_prior=None if prior is None else PriorInfo(**prior.info()),
     )

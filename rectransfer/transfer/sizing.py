@@ -64,8 +64,8 @@ def training_matrix_bytes(
     >>> mb = training_matrix_bytes(
     ...     [None] * 6, max_customers_per_retailer=8_000, cuts=3, max_negatives=100
     ... ) / 1e6
-    >>> round(mb)  # 6 sources x 7,998 lists x 101 rows x 30 features x 4 bytes
-    582
+    >>> round(mb)  # 6 sources x 7,998 lists x 101 rows x 29 features x 4 bytes
+    562
     """
     total = 0
     for n_customers in customers_per_source:
@@ -103,7 +103,7 @@ def check_fits_one_process(
     ... )  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    rectransfer.errors.ConfigError: the training matrix of 100 sources would take up to 9.69 GB ...
+    rectransfer.errors.ConfigError: the training matrix of 100 sources would take up to 9.37 GB ...
     """
     limit = MAX_ONE_PROCESS_TRAINING_BYTES if limit is None else limit
     # each virtual shop of a source adds up to the same number of training lists again

@@ -38,7 +38,6 @@ from rectransfer.errors import ConfigError
 MODEL_TYPE = "rectransfer-ranker"
 MODEL_CONFIG_FILE = "config.json"
 MODEL_FILES = (MODEL_CONFIG_FILE, "ranker.txt", "checksums.json")
-MODEL_OPTIONAL_FILES = ("text_prior.npz",)  # only in models that learnt the text prior
 ENCODER_METADATA_FILE = "rectransfer_encoder.json"
 
 Kind = Literal["model", "encoder"]
@@ -109,7 +108,7 @@ def is_rectransfer_model(folder: Path) -> bool:
         return False
     regular = all((folder / name).is_file() and not (folder / name).is_symlink() for name in names)
     return (
-        set(MODEL_FILES) <= names <= set(MODEL_FILES) | set(MODEL_OPTIONAL_FILES)
+        names == set(MODEL_FILES)
         and regular
         and isinstance(config, dict)
         and config.get("model_type") == MODEL_TYPE

@@ -310,7 +310,7 @@ for _ in range(rounds):
     open(path + "/ranker.txt", "w").write(original)
     _edit_ranker(__import__("pathlib").Path(path), lambda _: text)
     try:
-        booster, _, _ = load_model_files(path)
+        booster, _ = load_model_files(path)
     except rt.IncompatibleArtifactError:
         seen["refused"] += 1
         continue

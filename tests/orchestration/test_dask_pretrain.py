@@ -234,26 +234,3 @@ def test_the_pretrain_flow_runs_on_the_dask_cluster_at_an_address(source_folders
                 dask_address=address,
             ).model_dump()
         )
-
-
-def test_the_dask_runner_learns_the_text_prior_one_process_learns(source_folders, client, encoder):
-    from rectransfer.transfer.distributed import _prior_counts_on_dask, pretrain_on_dask
-    from rectransfer.transfer.pretrain import prior_counts
-
-    ordered = sorted((f.name, f) for f in source_folders)
-    prepared = [prepare(rt.RetailerData.load(folder), encoder) for _, folder in ordered]
-    here = prior_counts(prepared, random_state=3)
-    there = _prior_counts_on_dask(client, ordered, encoder, random_state=3)
-    assert np.array_equal(there.centroids, here.centroids)
-    assert there.counts.keys() == here.counts.keys() == {"src0", "src1", "src2"}
-    for name in here.counts:
-        assert np.array_equal(there.counts[name], here.counts[name])
-        assert there.leaving_out(name).digest == here.leaving_out(name).digest
-
-    on_dask = pretrain_on_dask(
-        source_folders, client=client, encoder=encoder, rounds=5, random_state=3, text_prior=True
-    )
-    assert on_dask.prior is not None
-    assert on_dask.prior.digest == here.leaving_out(None).digest
-    assert on_dask.config.text_prior is not None
-    assert on_dask.config.text_prior.sha256 == on_dask.prior.digest

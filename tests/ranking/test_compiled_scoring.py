@@ -23,7 +23,7 @@ recommend_module = importlib.import_module(
     "rectransfer.serving.recommend"
 )  # the package re-exports the function
 RNG = np.random.default_rng(0)
-CONFIG = SimpleNamespace(kind="broad", rule=None, text_prior=None)  # what compiling reads
+CONFIG = SimpleNamespace(kind="broad", rule=None)  # what compiling reads of a model's config
 X = RNG.normal(size=(3000, 6))
 Y = (X[:, 0] + 0.5 * X[:, 1] + RNG.normal(size=3000) > 0).astype(int)
 

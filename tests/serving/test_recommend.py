@@ -57,7 +57,6 @@ class OneFeature:
     def __init__(self, model, feature: str):
         self.model = model
         self.column = rt.FEATURE_NAMES.index(feature)
-        self.prior = model.prior
 
     @property
     def candidate_config(self):

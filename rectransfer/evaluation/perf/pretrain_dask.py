@@ -204,9 +204,7 @@ def _held_out_ndcg(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"customers": args.customers}
     for name, path in (("one_process", args.paths[0]), ("dask", args.paths[1])):
         model = rt.RecModel.load(path)
-        rows = labelled_rows(
-            model.prepare(shop), range(1), config=CandidateConfig(), prior=model.prior
-        )
+        rows = labelled_rows(model.prepare(shop), range(1), config=CandidateConfig())
         ranks = target_ranks(
             rows.group, rows.rows.label, model.score(rows.rows.features), rows.n_groups
         )
