@@ -29,3 +29,15 @@ def test_bench_pretrain_without_sources_says_how_to_give_them(runner, tmp_path, 
     out = tmp_path / "unused.json"
     assert main(["bench", "pretrain", "--runner", runner, "--out", str(out)]) == 2
     assert "--sources DIR" in capsys.readouterr().err and not out.exists()
+
+
+def test_sources_too_many_for_one_process_are_reported_as_refused(tmp_path, monkeypatch):
+    from rectransfer.evaluation.perf import pretrain_dask
+    from rectransfer.transfer import sizing
+
+    size = ["--customers", "60", "--items", "40"]
+    sources = pretrain_dask._main(["generate", str(tmp_path / "sources"), "2", *size])["sources"]
+    monkeypatch.setattr(sizing, "MAX_ONE_PROCESS_TRAINING_BYTES", 1_000)
+    argv = ["one-process", str(tmp_path / "one"), "--encoder", "hashing:32", "--sources"]
+    result = pretrain_dask._main([*argv, *sources])
+    assert "Dask" in result["refused"] and not (tmp_path / "one").exists()

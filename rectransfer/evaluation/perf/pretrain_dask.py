@@ -4,7 +4,8 @@ Sources are retailer folders, or ``--generate N`` shops of ``--customers`` x ``-
 :func:`rectransfer.evaluation.synthetic.make_retailer` (written in a fresh process). Then, each in a
 fresh process with its own empty embedding cache:
 
-* **one process**: :func:`rectransfer.pretrain` (early stopping on 10% of the customers);
+* **one process**: :func:`rectransfer.pretrain` (early stopping on 10% of the customers), or its
+  refusal when the sources are too many for one process (``one_process.refused`` says why);
 * **Dask**: a ``LocalCluster`` of ``--workers`` single-threaded worker processes and
   :func:`rectransfer.transfer.distributed.pretrain_on_dask` (rounds from a sampled one-process
   run); the coordinating process and every worker report their own peak resident memory.
@@ -156,7 +157,10 @@ def _main(argv: list[str]) -> dict[str, Any]:
     }
     if args.mode == "one-process":
         with Timer() as timer:
-            model = rt.pretrain(args.sources, **options)
+            try:
+                model = rt.pretrain(args.sources, **options)
+            except ConfigError as refusal:  # too big for one process: the Dask runner's case
+                return {"refused": str(refusal), "seconds": timer.seconds}
         model.save(args.paths[0])
         return {
             "seconds": timer.seconds,
@@ -203,6 +207,9 @@ def _held_out_ndcg(args: argparse.Namespace) -> dict[str, Any]:
     shop = make_retailer(args.customers, args.items, seed=args.seed + HELD_OUT_SEED, name="held")
     result: dict[str, Any] = {"customers": args.customers}
     for name, path in (("one_process", args.paths[0]), ("dask", args.paths[1])):
+        if not Path(path).exists():  # one process refused the sources
+            result[name] = result[f"{name}_stderr"] = None
+            continue
         model = rt.RecModel.load(path)
         rows = labelled_rows(model.prepare(shop), range(1), config=CandidateConfig())
         ranks = target_ranks(
