@@ -75,6 +75,7 @@ def run_loso(
     pretrain_options: dict[str, Any] | None = None,
     held_out: Sequence[str] | None = None,
     ship_rules: bool = False,
+    weight_sources: bool = False,
     random_state: int = 0,
     resume: dict[str, Any] | None = None,
     on_fold: Callable[[dict[str, Any]], None] | None = None,
@@ -99,6 +100,9 @@ def run_loso(
     ship_rules
         Let the guard ship a rule (popularity, markov) where it wins on validation, as
         :func:`~rectransfer.transfer.adapt.adapt` does with ``ship_rules``.
+    weight_sources
+        Pretrain each fold's broad model for its held-out source: the other sources weighted by
+        how close their catalogues are to its catalogue (``pretrain(weight_towards=...)``).
     resume
         The document of an earlier run with the same options (e.g. its JSON, stopped half-way):
         its finished folds are kept, not redone.
@@ -135,6 +139,7 @@ def run_loso(
         "encoder": encoder.name,
         "pretrain_options": {k: jsonable(v) for k, v in options.items()},
         "ship_rules": ship_rules,
+        "weight_sources": weight_sources,
         "random_state": random_state,
         "folds": [],
     }
@@ -149,6 +154,7 @@ def run_loso(
                 "encoder",
                 "pretrain_options",
                 "ship_rules",
+                "weight_sources",
                 "random_state",
             ],
         )
@@ -159,7 +165,13 @@ def run_loso(
             continue
         others = [d for d in datasets if d.name != target.name]
         started = time.perf_counter()
-        broad = pretrain(others, encoder=encoder, random_state=random_state, **options)
+        broad = pretrain(
+            others,
+            encoder=encoder,
+            random_state=random_state,
+            weight_towards=target if weight_sources else None,
+            **options,
+        )
         pretrain_s = time.perf_counter() - started
         sample = sample_customers(target, customers, seed=random_state)
         started = time.perf_counter()
@@ -182,6 +194,11 @@ def run_loso(
                 "pretrain_seconds": round(pretrain_s, 1),
                 "benchmark_seconds": round(time.perf_counter() - started, 1),
                 "rounds": broad.config.rounds["broad"],
+                **(
+                    {"source_weights": broad.config.params["source_weights"]}
+                    if weight_sources
+                    else {}
+                ),
                 "base": report["base"],
                 "results": report["results"],
             }

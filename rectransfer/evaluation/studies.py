@@ -15,7 +15,7 @@ import numpy as np
 from rectransfer.errors import ConfigError
 
 # Options added after documents were kept: an earlier document without one ran with this value.
-RESUME_DEFAULTS: dict[str, Any] = {"ship_rules": False}
+RESUME_DEFAULTS: dict[str, Any] = {"ship_rules": False, "weight_sources": False}
 
 
 def study_pretrain_options(pretrain_options: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def study_pretrain_options(pretrain_options: Mapping[str, Any] | None) -> dict[s
     rectransfer.errors.ConfigError: pretrain_options must not set 'random_state'; ...
     """
     options = dict(pretrain_options or {})
-    for reserved in ("encoder", "random_state"):
+    for reserved in ("encoder", "random_state", "weight_towards"):
         if reserved in options:
             raise ConfigError(
                 f"pretrain_options must not set {reserved!r}; pass it to the study itself."

@@ -67,11 +67,16 @@ MIN_EARLY_STOPPING_GROUPS = 150
 FIXED_ROUNDS_SHARE = 0.25  # ... namely this share of the maximum
 
 
-def _dataset(rows: LabelledRows, reference: lgb.Dataset | None = None) -> lgb.Dataset:
+def _dataset(
+    rows: LabelledRows,
+    reference: lgb.Dataset | None = None,
+    weight: Callable[[LabelledRows], np.ndarray] | None = None,
+) -> lgb.Dataset:
     return lgb.Dataset(
         rows.rows.features,
         label=rows.rows.label,
         group=rows.group_sizes(),
+        weight=None if weight is None else weight(rows),
         feature_name=list(FEATURE_NAMES),
         reference=reference,
         free_raw_data=False,
@@ -88,23 +93,25 @@ def train_ranker(
     random_state: int = 0,
     patience: int = EARLY_STOPPING_ROUNDS,
     label: str = "the ranker",
+    weight: Callable[[LabelledRows], np.ndarray] | None = None,
 ) -> tuple[lgb.Booster, int]:
     """Train (or continue training ``init_model``) and return the booster and the rounds added.
 
     With enough validation groups, rounds are chosen by early stopping on ``valid`` (NDCG@10);
     otherwise a fixed share of ``max_rounds`` is trained, since a handful of customers cannot
     tell good rounds from bad ones. ``patience``: rounds without a better score before stopping;
-    ``label`` names the model in progress lines.
+    ``label`` names the model in progress lines; ``weight`` gives every row of a set its weight
+    (the lists of one customer alike), in training and in the early-stopping score.
     """
     train = train.positives_only()
     if train.n_groups == 0:
         raise ValueError("no training customer has their next item among the candidates")
     full_params = {**params, "seed": random_state}
-    train_set = _dataset(train)
+    train_set = _dataset(train, weight=weight)
     valid = valid.positives_only() if valid is not None else None
     use_early_stopping = valid is not None and valid.n_groups >= MIN_EARLY_STOPPING_GROUPS
     if use_early_stopping and valid is not None:
-        valid_set = _dataset(valid, reference=train_set)
+        valid_set = _dataset(valid, reference=train_set, weight=weight)
         with progress(f"training {label}", total=max_rounds, unit="rounds") as bar:
             booster = lgb.train(
                 full_params,

@@ -13,6 +13,7 @@ from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import ConfigError, SchemaError
 from rectransfer.model.config import EncoderInfo, ModelConfig
 from rectransfer.model.recmodel import RecModel
+from rectransfer.prepared.catalogue import Catalogue
 from rectransfer.prepared.prepare import PreparedRetailer, prepare
 from rectransfer.ranking.candidates import CandidateConfig
 from rectransfer.ranking.features import FEATURE_NAMES
@@ -26,6 +27,14 @@ from rectransfer.ranking.training_data import LabelledRows, labelled_rows
 from rectransfer.text.encoder import Encoder
 from rectransfer.text.load import encoder_spec, load_encoder
 from rectransfer.transfer.sizing import check_fits_one_process
+from rectransfer.transfer.source_weights import (
+    SOURCE_KEY_SHIFT,
+    SOURCE_SAMPLE,
+    neighbour_shares,
+    row_weighting,
+    sample_rows,
+    weights_from_shares,
+)
 from rectransfer.transfer.virtual_shops import check_fractions, virtual_shop
 from rectransfer.utils.progress import stage, timed
 from rectransfer.utils.versions import library_versions, now_iso
@@ -72,7 +81,7 @@ def source_rows(
             prepared,
             range(cuts),
             config=candidates,
-            customer_key_offset=index << 40,
+            customer_key_offset=index << SOURCE_KEY_SHIFT,
             max_customers=per_cut,
             max_negatives=MAX_TRAINING_NEGATIVES,
             random_state=random_state + index,
@@ -89,7 +98,7 @@ def source_rows(
             max_negatives=MAX_TRAINING_NEGATIVES,
             random_state=seed,
         )
-        part.group_customer = (index << 40) + parent_rows[part.group_customer]
+        part.group_customer = (index << SOURCE_KEY_SHIFT) + parent_rows[part.group_customer]
         parts.append(part)
     return LabelledRows.concat(parts)
 
@@ -106,6 +115,7 @@ def pretrain(
     random_state: int = 0,
     early_stopping_rounds: int = BROAD_EARLY_STOPPING_ROUNDS,
     virtual_shops: Sequence[float] = DEFAULT_VIRTUAL_SHOPS,
+    weight_towards: RetailerData | str | Path | None = None,
 ) -> RecModel:
     """Train the broad ranker on several retailers' folders at once.
 
@@ -140,6 +150,11 @@ def pretrain(
         early-stopping split never puts them on both sides. ``trained_on`` lists the sources.
         Default: one 10% shop per source (``DEFAULT_VIRTUAL_SHOPS``, chosen on the
         leave-one-source-out loop); ``()`` trains on the sources alone.
+    weight_towards
+        A retailer (folder or loaded data) to pretrain *for*: each source's training lists are
+        weighted by how much of this retailer's catalogue its products resemble
+        (:mod:`rectransfer.transfer.source_weights`; only the retailer's product text is read).
+        The weights are recorded in ``params["source_weights"]``. Default: every source alike.
 
     Examples
     --------
@@ -195,12 +210,14 @@ def pretrain(
         None if max_customers_per_retailer is None else max(1, max_customers_per_retailer // cuts)
     )
     parts = []
+    samples = []  # a sample of each source's product vectors, for the source weights
     for i, data in enumerate(datasets):
         stage(
             f"source {i + 1}/{len(datasets)} {data.name}: {data.n_items:,} products, "
             f"{data.n_users:,} customers, {data.n_interactions:,} interactions"
         )
         prepared = prepare(data, encoder)
+        samples.append(sample_rows(prepared.catalogue.vectors, SOURCE_SAMPLE, random_state + i))
         parts.append(
             source_rows(
                 prepared,
@@ -224,6 +241,9 @@ def pretrain(
     train, valid = split_by_customer(
         rows, test_size=EARLY_STOPPING_SHARE, random_state=random_state
     )
+    weights = None
+    if weight_towards is not None:
+        weights = _weights_towards(weight_towards, samples, names, encoder, random_state)
     booster, rounds = train_ranker(
         train,
         valid,
@@ -232,6 +252,7 @@ def pretrain(
         random_state=random_state,
         patience=early_stopping_rounds,
         label="the broad model",
+        weight=None if weights is None else row_weighting(weights),
     )
     config = broad_config(
         encoder,
@@ -241,12 +262,38 @@ def pretrain(
             "cuts": cuts,
             "early_stopping_rounds": early_stopping_rounds,
             **({"virtual_shops": list(fractions)} if fractions else {}),
+            **(
+                {"source_weights": dict(zip(names, weights.round(4).tolist(), strict=True))}
+                if weights is not None
+                else {}
+            ),
         },
         rounds=rounds,
         trained_on=names,
         random_state=random_state,
     )
     return RecModel(booster, config, encoder=encoder)
+
+
+def _weights_towards(
+    retailer: RetailerData | str | Path,
+    samples: list[np.ndarray],
+    names: list[str],
+    encoder: Encoder,
+    random_state: int,
+) -> np.ndarray:
+    """The sources' weights for ``retailer`` (:mod:`rectransfer.transfer.source_weights`)."""
+    data = retailer if isinstance(retailer, RetailerData) else RetailerData.load(retailer)
+    if data.name in names:
+        raise ConfigError(
+            f"weight_towards: {data.name!r} is one of the sources; pretrain for a retailer the "
+            "broad model does not learn from."
+        )
+    vectors = Catalogue.build(data, encoder).vectors  # product text only
+    weights = weights_from_shares(neighbour_shares(vectors, samples, seed=random_state))
+    shown = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, weights, strict=True))
+    stage(f"source weights towards {data.name}: {shown}")
+    return weights
 
 
 def broad_config(

@@ -91,6 +91,21 @@ def test_resume_keeps_finished_folds_and_refuses_other_options(loso_doc, encoder
         run_loso(SOURCES, encoder=encoder, resume=doc, ship_rules=True, **SMALL)
 
 
+def test_weighted_folds_pretrain_for_their_held_out_source(loso_doc, encoder):
+    first = SOURCES[0].name
+    doc = run_loso(SOURCES, encoder=encoder, held_out=[first], weight_sources=True, **SMALL)
+    (fold,) = doc["folds"]
+    weights = fold["source_weights"]
+    assert sorted(weights) == sorted(fold["trained_on"]) and first not in weights
+    assert np.mean(list(weights.values())) == pytest.approx(1.0, abs=1e-3)
+    assert doc["weight_sources"] is True and "source_weights" not in loso_doc["folds"][0]
+    # a document from before the option existed ran without it
+    earlier = json.loads(json.dumps({k: v for k, v in loso_doc.items() if k != "_calls"}))
+    del earlier["weight_sources"]
+    with pytest.raises(rt.ConfigError, match="weight_sources"):
+        run_loso(SOURCES, encoder=encoder, resume=earlier, weight_sources=True, **SMALL)
+
+
 def test_bad_loso_options_name_the_argument(encoder):
     with pytest.raises(rt.ConfigError, match="held_out"):
         run_loso(SOURCES, encoder=encoder, held_out=["nowhere"], progress=False)
