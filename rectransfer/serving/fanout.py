@@ -28,6 +28,7 @@ from rectransfer.prepared.prepare import PreparedRetailer
 from rectransfer.ranking.features import chunk_size as ranker_block_size
 from rectransfer.serving.recommend import TEXT_BLOCK, recommend_prepared
 from rectransfer.serving.routing import PATHS, POPULAR, ServingModel, route
+from rectransfer.utils.memory import release_freed_memory
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -109,6 +110,7 @@ def recommend_chunk(
     rows = np.asarray(rows, dtype=np.int64)
     users = prepared.index.user_ids[rows].tolist()
     recs = recommend_prepared(model, prepared, users, k=k, threads=threads)
+    release_freed_memory()  # what the chunk's threads freed, before the worker's next task
     positions = pl.DataFrame(
         {Columns.USER: users, _ROW: rows}, schema={Columns.USER: pl.String, _ROW: pl.Int64}
     )

@@ -34,6 +34,7 @@ from rectransfer.ranking.compiled import COMPILE_MIN_CUSTOMERS
 from rectransfer.ranking.features import Queries, iter_candidate_rows
 from rectransfer.ranking.features import chunk_size as ranker_block_size
 from rectransfer.serving.routing import POPULAR, RANKER, TEXT, ServingModel, route
+from rectransfer.utils.memory import release_freed_memory
 from rectransfer.utils.parallel import map_in_threads
 
 PURCHASE_EVENTS = ("purchase", "buy", "order", "transaction", "checkout")
@@ -294,7 +295,9 @@ def iter_recommendations(
     users = model.prepare(data).index.user_ids
     for start in range(0, len(users), chunk_size):
         chunk = users[start : start + chunk_size].tolist()
-        yield recommend(model, data, chunk, k=k, exclude_bought=exclude_bought, threads=threads)
+        recs = recommend(model, data, chunk, k=k, exclude_bought=exclude_bought, threads=threads)
+        release_freed_memory()  # what the chunk's threads freed, before the next one
+        yield recs
 
 
 def allowed_items(
