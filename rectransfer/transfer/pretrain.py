@@ -217,7 +217,8 @@ def pretrain(
             f"{data.n_users:,} customers, {data.n_interactions:,} interactions"
         )
         prepared = prepare(data, encoder)
-        samples.append(sample_rows(prepared.catalogue.vectors, SOURCE_SAMPLE, random_state + i))
+        if weight_towards is not None:
+            samples.append(sample_rows(prepared.catalogue.vectors, SOURCE_SAMPLE, random_state + i))
         parts.append(
             source_rows(
                 prepared,
