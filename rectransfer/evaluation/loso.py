@@ -219,8 +219,8 @@ def _fold_means(fold: dict[str, Any]) -> dict[tuple[str, float], tuple[float, fl
         by.setdefault((row["model"], row["fraction"]), []).append(row[METRIC])
     out = {}
     for key, values in by.items():
-        se = float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
-        out[key] = (float(np.mean(values)), se)
+        summary = mean_se(values)
+        out[key] = (float(summary["mean"] or 0.0), float(summary["se"] or 0.0))
     return out
 
 

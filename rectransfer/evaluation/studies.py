@@ -19,8 +19,8 @@ RESUME_DEFAULTS: dict[str, Any] = {"ship_rules": False, "weight_sources": False}
 
 
 def study_pretrain_options(pretrain_options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The keyword arguments for :func:`~rectransfer.transfer.pretrain.pretrain`, refusing the
-    two a study sets itself.
+    """The keyword arguments for :func:`~rectransfer.transfer.pretrain.pretrain`, refusing those
+    a study sets itself (the encoder, the seed, the retailer to weigh sources for).
 
     Examples
     --------

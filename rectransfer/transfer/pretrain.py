@@ -205,6 +205,7 @@ def pretrain(
         cuts=cuts,
         max_negatives=MAX_TRAINING_NEGATIVES,
     )
+    towards = None if weight_towards is None else _retailer_to_weigh_for(weight_towards, names)
 
     per_cut = (
         None if max_customers_per_retailer is None else max(1, max_customers_per_retailer // cuts)
@@ -217,7 +218,7 @@ def pretrain(
             f"{data.n_users:,} customers, {data.n_interactions:,} interactions"
         )
         prepared = prepare(data, encoder)
-        if weight_towards is not None:
+        if towards is not None:
             samples.append(sample_rows(prepared.catalogue.vectors, SOURCE_SAMPLE, random_state + i))
         parts.append(
             source_rows(
@@ -243,8 +244,8 @@ def pretrain(
         rows, test_size=EARLY_STOPPING_SHARE, random_state=random_state
     )
     weights = None
-    if weight_towards is not None:
-        weights = _weights_towards(weight_towards, samples, names, encoder, random_state)
+    if towards is not None:
+        weights = _weights_towards(towards, samples, names, encoder, random_state)
     booster, rounds = train_ranker(
         train,
         valid,
@@ -276,20 +277,25 @@ def pretrain(
     return RecModel(booster, config, encoder=encoder)
 
 
-def _weights_towards(
-    retailer: RetailerData | str | Path,
-    samples: list[np.ndarray],
-    names: list[str],
-    encoder: Encoder,
-    random_state: int,
-) -> np.ndarray:
-    """The sources' weights for ``retailer`` (:mod:`rectransfer.transfer.source_weights`)."""
+def _retailer_to_weigh_for(retailer: RetailerData | str | Path, names: list[str]) -> RetailerData:
+    """The ``weight_towards`` retailer, loaded and checked before any source is prepared."""
     data = retailer if isinstance(retailer, RetailerData) else RetailerData.load(retailer)
     if data.name in names:
         raise ConfigError(
             f"weight_towards: {data.name!r} is one of the sources; pretrain for a retailer the "
             "broad model does not learn from."
         )
+    return data
+
+
+def _weights_towards(
+    data: RetailerData,
+    samples: list[np.ndarray],
+    names: list[str],
+    encoder: Encoder,
+    random_state: int,
+) -> np.ndarray:
+    """The sources' weights for ``data`` (:mod:`rectransfer.transfer.source_weights`)."""
     vectors = Catalogue.build(data, encoder).vectors  # product text only
     weights = weights_from_shares(neighbour_shares(vectors, samples, seed=random_state))
     shown = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, weights, strict=True))

@@ -85,6 +85,12 @@ def test_pretraining_for_a_retailer_weighs_its_close_sources_rows(
     assert seen["weights"] is None
 
 
-def test_pretraining_for_one_of_the_sources_is_refused(sources, encoder):
+def test_pretraining_for_one_of_the_sources_is_refused_before_any_is_prepared(
+    sources, encoder, monkeypatch
+):
+    def not_yet(*args, **kwargs):
+        raise AssertionError("a source was prepared before the refusal")
+
+    monkeypatch.setattr(PRETRAIN, "prepare", not_yet)
     with pytest.raises(ConfigError, match="is one of the sources"):
         rt.pretrain(sources, encoder=encoder, max_rounds=5, weight_towards=sources[0])
