@@ -97,12 +97,24 @@ class RowMoments:
 
     mean: np.ndarray  # float64 (d,)
     second: np.ndarray  # float64 (d, d)
+    # the spread of every item's own row: recent items are queries of every customer
+    item_mean: np.ndarray  # float64 (n_items,)
+    item_std: np.ndarray  # float64 (n_items,)
 
     @classmethod
     def of(cls, vectors: np.ndarray) -> RowMoments:
         v = vectors.astype(np.float64)
         n = max(len(v), 1)
-        return cls(v.sum(axis=0) / n, (v.T @ v) / n)
+        moments = cls(v.sum(axis=0) / n, (v.T @ v) / n, np.zeros(0), np.zeros(0))
+        del v
+        step = 8192  # float64 rows at a time, for catalogues of any size
+        spreads = [moments.spread(vectors[i : i + step]) for i in range(0, len(vectors), step)]
+        return cls(
+            moments.mean,
+            moments.second,
+            np.concatenate([mean for mean, _ in spreads] or [np.zeros(0)]),
+            np.concatenate([std for _, std in spreads] or [np.zeros(0)]),
+        )
 
     def spread(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation of each query's similarities to the whole catalogue."""
@@ -111,9 +123,11 @@ class RowMoments:
         var = ((q @ self.second) * q).sum(axis=1) - mean**2
         return mean, np.sqrt(np.maximum(var, 0.0))
 
-    def z(self, queries: np.ndarray, cand_row: np.ndarray, sims: np.ndarray) -> np.ndarray:
-        """z-scores of candidate ``sims`` against their customer's query (rows of ``queries``)."""
-        mean, std = self.spread(queries)
+    def z(
+        self, mean: np.ndarray, std: np.ndarray, cand_row: np.ndarray, sims: np.ndarray
+    ) -> np.ndarray:
+        """z-scores of candidate ``sims`` against their customer's query, given the query's
+        :meth:`spread` (``mean``, ``std`` per customer); 0 where a query's row is flat."""
         ok = std > 1e-9
         z = (sims - mean[cand_row]) / np.where(ok, std, 1.0)[cand_row]
         return np.where(ok[cand_row], z, 0.0).astype(np.float32)

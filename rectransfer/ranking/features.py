@@ -38,6 +38,7 @@ from rectransfer.ranking.candidates import (
     top_per_row,
 )
 from rectransfer.ranking.text_clusters import cluster_lift, recent_cluster_lift, text_clusters
+from rectransfer.utils.topk import descending_ranks_in_runs
 
 FEATURE_NAMES: tuple[str, ...] = (
     "sim_last",
@@ -318,14 +319,34 @@ def _chunk_rows(
     x[:, _F["sim_recent_mean"]] = sims[:, RECENT_ITEMS]
     x[:, _F["sim_hist_mean"]] = sims[:, RECENT_ITEMS + 1]
     x[:, _F["sim_user_text"]] = sims[:, RECENT_ITEMS + 2]
-    recent_z = _recent_z(moments, recent_vectors, recent, cand_row, sims[:, :RECENT_ITEMS])
+    # each query's similarity spread over the catalogue: the recent items' come with the
+    # catalogue, the others' (the means of items, the customer's text) are one product here
+    last = np.maximum(recent, 0)
+    rest_mean, rest_std = moments.spread(
+        query_vectors[:, RECENT_ITEMS:].reshape(-1, vectors.shape[1])
+    )
+    spread_mean = np.concatenate(
+        [np.where(recent >= 0, moments.item_mean[last], 0.0), rest_mean.reshape(b, -1)], axis=1
+    )
+    spread_std = np.concatenate(
+        [np.where(recent >= 0, moments.item_std[last], 0.0), rest_std.reshape(b, -1)], axis=1
+    )
+    recent_z = _recent_z(
+        spread_mean[:, :RECENT_ITEMS],
+        spread_std[:, :RECENT_ITEMS],
+        recent,
+        cand_row,
+        sims[:, :RECENT_ITEMS],
+    )
     x[:, _F["sim_recent_zmax"]] = recent_z.max(axis=1)
     for name, slot in (
         ("sim_last_z", 0),
         ("sim_hist_mean_z", RECENT_ITEMS + 1),
         ("sim_user_text_z", RECENT_ITEMS + 2),
     ):
-        x[:, _F[name]] = moments.z(query_vectors[:, slot], cand_row, sims[:, slot])
+        x[:, _F[name]] = moments.z(
+            spread_mean[:, slot], spread_std[:, slot], cand_row, sims[:, slot]
+        )
     no_history = ~has_history[cand_row]
     for name in (
         "sim_last",
@@ -434,16 +455,14 @@ def _candidate_sims(
 
 
 def _recent_z(
-    moments: RowMoments,
-    recent_vectors: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
     recent: np.ndarray,
     cand_row: np.ndarray,
     sims: np.ndarray,
 ) -> np.ndarray:
-    """Each candidate's z-score against each recent item's catalogue-wide similarity row."""
-    b, m, d = recent_vectors.shape
-    mean, std = moments.spread(recent_vectors.reshape(b * m, d))
-    mean, std = mean.reshape(b, m), std.reshape(b, m)
+    """Each candidate's z-score against each recent item's catalogue-wide similarity row
+    (``mean``, ``std``: the rows' spread, (customers, recent items)); -inf where there is none."""
     ok = (recent >= 0) & (std > 1e-9)
     z = (sims - mean[cand_row]) / np.where(ok, std, 1.0)[cand_row]
     return np.where(ok[cand_row], z, -np.inf).astype(np.float32)
@@ -462,14 +481,13 @@ def _proposable_row_max(
 
 
 def _rank_within(query: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """1-based descending rank of ``values`` within each run of equal ``query`` (ties by order)."""
-    order = np.lexsort((-values, query))
-    starts = np.r_[0, np.flatnonzero(query[order][1:] != query[order][:-1]) + 1]
-    sizes = np.diff(np.r_[starts, len(order)])
-    ranks_sorted = np.arange(len(order)) - np.repeat(starts, sizes) + 1
-    ranks = np.empty(len(order), dtype=np.float32)
-    ranks[order] = ranks_sorted
-    return ranks
+    """1-based descending rank of ``values`` among the rows of their ``query`` (ties by order)."""
+    if len(query) > 1 and (np.diff(query) < 0).any():  # a query's rows apart: bring them together
+        by_query = np.argsort(query, kind="stable")
+        ranks = np.empty(len(query), dtype=np.float32)
+        ranks[by_query] = descending_ranks_in_runs(query[by_query], values[by_query])
+        return ranks
+    return descending_ranks_in_runs(query, values).astype(np.float32)
 
 
 def _share_of_history(

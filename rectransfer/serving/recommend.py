@@ -36,6 +36,7 @@ from rectransfer.ranking.features import chunk_size as ranker_block_size
 from rectransfer.serving.routing import POPULAR, RANKER, TEXT, ServingModel, route
 from rectransfer.utils.memory import release_freed_memory
 from rectransfer.utils.parallel import map_in_threads
+from rectransfer.utils.topk import descending_ranks_in_runs
 
 PURCHASE_EVENTS = ("purchase", "buy", "order", "transaction", "checkout")
 # Text-only customers are scored this many at a time. Block boundaries matter for exact
@@ -353,13 +354,22 @@ def top_k_per_query(query: np.ndarray, item: np.ndarray, scores: np.ndarray, k: 
     """Yield (query, items, scores) with each query's best ``k`` rows, ties by item order."""
     if len(query) == 0:
         return
-    order = np.lexsort((item, -scores, query))
+    step = np.diff(query)
+    if ((step < 0) | ((step == 0) & (np.diff(item) <= 0))).any():  # candidate rows come sorted
+        by_key = np.lexsort((item, query))
+        query, item, scores = query[by_key], item[by_key], scores[by_key]
+    rank = descending_ranks_in_runs(query, scores)
+    kept = np.flatnonzero(rank <= k)
+    # each query's kept rows, placed by rank: a (queries, k) block read row by row
+    starts = np.flatnonzero(np.r_[True, query[kept][1:] != query[kept][:-1]])
+    run = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(kept)]))
+    block = np.full((len(starts), k), -1, dtype=np.int64)
+    block[run, rank[kept] - 1] = kept
+    order = block[block >= 0]
     query, item, scores = query[order], item[order], scores[order]
-    starts = np.flatnonzero(np.r_[True, query[1:] != query[:-1]])
-    ends = np.r_[starts[1:], len(query)]
+    ends = np.r_[starts[1:], len(order)]
     for start, end in zip(starts, ends, strict=True):
-        stop = min(end, start + k)
-        yield query[start], item[start:stop].astype(np.int64), scores[start:stop]
+        yield query[start], item[start:end].astype(np.int64), scores[start:end]
 
 
 def top_up(

@@ -183,3 +183,16 @@ def test_one_catalogue_building_its_neighbours_does_not_hold_up_another(encoder,
         release.set()
         waiting.join(30)
     assert candidates.text_neighbours(slow, None, config).items.shape[0] == slow.n_items
+
+
+def test_row_moments_give_every_items_similarity_spread_over_the_catalogue():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(300, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    moments = candidates.RowMoments.of(vectors)
+    sims = vectors.astype(np.float64) @ vectors.T.astype(np.float64)
+    np.testing.assert_allclose(moments.item_mean, sims.mean(axis=1), atol=1e-9)
+    np.testing.assert_allclose(moments.item_std, sims.std(axis=1), atol=1e-7)
+    query = rng.normal(size=(4, 16))
+    mean, std = moments.spread(query)
+    np.testing.assert_allclose(std, (query @ vectors.T.astype(np.float64)).std(axis=1), atol=1e-7)
