@@ -123,6 +123,37 @@ def test_a_large_batch_is_scored_compiled_with_the_same_lists(broad, target, mon
     assert got.filter(pl.col("source") == "ranker").height > 0
 
 
+def test_a_large_batch_waits_for_the_compiling_thread_and_never_scores_uncompiled(
+    broad, target, monkeypatch
+):
+    import time
+
+    import rectransfer.model.recmodel as recmodel_module
+
+    expected = rt.recommend(RecModel(broad.booster, broad.config, encoder=broad.encoder), target)
+    compiled_scores = []
+
+    def slow_compile(booster, key, models=None):
+        time.sleep(1.0)  # longer than building the shop's candidates
+
+        def scorer(features):
+            compiled_scores.append(len(features))
+            return predict(booster, features)
+
+        return scorer
+
+    def uncompiled(booster, features):
+        raise AssertionError("a row was scored before the compiled ranker was ready")
+
+    monkeypatch.setattr(recmodel_module, "cached_scorer", slow_compile)
+    monkeypatch.setattr(recmodel_module, "predict", uncompiled)
+    monkeypatch.setattr(recommend_module, "COMPILE_MIN_CUSTOMERS", 1)
+    model = RecModel(broad.booster, broad.config, encoder=broad.encoder)
+    got = rt.recommend(model, target, threads=2)
+    assert compiled_scores and got.filter(pl.col("source") == "ranker").height > 0
+    assert_frame_equal(got, expected, check_exact=False, rtol=1e-9)
+
+
 def test_a_compiled_model_pickles_and_compiles_again_where_it_lands():
     import_extra("lleaves", "compiled")
     booster = _ranker()
