@@ -41,9 +41,21 @@ def study_pretrain_options(pretrain_options: Mapping[str, Any] | None) -> dict[s
 
 
 def jsonable(value: Any) -> Any:
-    """Tuples as lists, so an option reads back from JSON equal to what was written."""
+    """Tuples as lists and option objects (e.g. a ``CandidateConfig``) as their ``to_dict()``,
+    so an option reads back from JSON equal to what was written.
+
+    Examples
+    --------
+    >>> from rectransfer.ranking.candidates import CandidateConfig
+    >>> jsonable((0.1, 0.3)), jsonable(CandidateConfig(text_last=30))["text_last"]
+    ([0.1, 0.3], 30)
+    """
     if isinstance(value, tuple | list):
         return [jsonable(v) for v in value]
+    if callable(getattr(value, "to_dict", None)):
+        return jsonable(value.to_dict())
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
     return value
 
 

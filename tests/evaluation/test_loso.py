@@ -209,3 +209,15 @@ def test_the_cli_can_pretrain_on_the_sources_alone():
 def test_virtual_shop_fractions_are_checked(sources, encoder):
     with pytest.raises(rt.ConfigError, match="virtual_shops"):
         rt.pretrain(sources, encoder=encoder, virtual_shops=(1.0,))
+
+
+def test_a_fold_can_pretrain_with_other_candidate_counts_and_the_document_records_them(encoder):
+    first = SOURCES[0].name
+    fewer = rt.CandidateConfig(text_last=10, text_recent=5, text_user=5, cooc=10, transitions=5)
+    options = {**SMALL["pretrain_options"], "candidates": fewer}
+    doc = run_loso(
+        SOURCES, encoder=encoder, held_out=[first], **{**SMALL, "pretrain_options": options}
+    )
+    written = json.loads(json.dumps(doc))  # the document is JSON as it is
+    assert written["pretrain_options"]["candidates"] == fewer.to_dict()
+    assert written["folds"][0]["held_out"] == first

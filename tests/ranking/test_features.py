@@ -195,4 +195,6 @@ def test_row_moments_give_every_items_similarity_spread_over_the_catalogue():
     np.testing.assert_allclose(moments.item_std, sims.std(axis=1), atol=1e-7)
     query = rng.normal(size=(4, 16))
     mean, std = moments.spread(query)
-    np.testing.assert_allclose(std, (query @ vectors.T.astype(np.float64)).std(axis=1), atol=1e-7)
+    query_sims = query @ vectors.T.astype(np.float64)
+    np.testing.assert_allclose(mean, query_sims.mean(axis=1), atol=1e-9)
+    np.testing.assert_allclose(std, query_sims.std(axis=1), atol=1e-7)
