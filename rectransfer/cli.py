@@ -25,7 +25,7 @@ from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import DataQualityWarning, RecTransferError
 from rectransfer.evaluation.perf import BENCHMARKS, benchmark_module
 from rectransfer.ranking.ranker import BROAD_EARLY_STOPPING_ROUNDS
-from rectransfer.transfer.pretrain import DEFAULT_VIRTUAL_SHOPS
+from rectransfer.transfer.pretrain import DEFAULT_VIRTUAL_SHOPS, MAX_TRAINING_NEGATIVES
 from rectransfer.utils.progress import LOGGER, log_to_stderr, progress
 from rectransfer.utils.versions import package_version
 
@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         "longer, with more trees to score",
     )
     _add_virtual_shops_option(p)
+    _add_max_negatives_option(p)
     p.add_argument(
         "--weight-towards",
         type=Path,
@@ -362,6 +363,17 @@ def _add_study_pretrain_options(parser: argparse.ArgumentParser) -> None:
         "--early-stopping-rounds", type=int, default=BROAD_EARLY_STOPPING_ROUNDS, help="pretrain"
     )
     _add_virtual_shops_option(parser)
+    _add_max_negatives_option(parser)
+
+
+def _add_max_negatives_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-negatives",
+        type=int,
+        default=MAX_TRAINING_NEGATIVES,
+        metavar="N",
+        help="pretrain: unlabelled candidates kept (sampled) per training list",
+    )
 
 
 def _study_pretrain_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -369,6 +381,12 @@ def _study_pretrain_options(args: argparse.Namespace) -> dict[str, Any]:
         "max_customers_per_retailer": args.max_customers,
         "early_stopping_rounds": args.early_stopping_rounds,
         "virtual_shops": args.virtual_shops,
+        # only when asked: documents from before the option resume with the default
+        **(
+            {"max_negatives": args.max_negatives}
+            if args.max_negatives != MAX_TRAINING_NEGATIVES
+            else {}
+        ),
     }
 
 
@@ -504,6 +522,7 @@ def _run(args: argparse.Namespace) -> None:
             early_stopping_rounds=args.early_stopping_rounds,
             virtual_shops=args.virtual_shops,
             weight_towards=args.weight_towards,
+            max_negatives=args.max_negatives,
         )
         path = model.save(args.out)
         print(f"broad model {model.model_version} trained on {model.config.trained_on} -> {path}")

@@ -68,6 +68,7 @@ def source_rows(
     per_cut: int | None,
     fractions: Sequence[float],
     random_state: int,
+    max_negatives: int = MAX_TRAINING_NEGATIVES,
 ) -> LabelledRows:
     """One source's training lists: the source's own and those of its virtual small shops.
 
@@ -83,7 +84,7 @@ def source_rows(
             config=candidates,
             customer_key_offset=index << SOURCE_KEY_SHIFT,
             max_customers=per_cut,
-            max_negatives=MAX_TRAINING_NEGATIVES,
+            max_negatives=max_negatives,
             random_state=random_state + index,
         )
     ]
@@ -95,7 +96,7 @@ def source_rows(
             range(cuts),
             config=candidates,
             max_customers=per_cut,
-            max_negatives=MAX_TRAINING_NEGATIVES,
+            max_negatives=max_negatives,
             random_state=seed,
         )
         part.group_customer = (index << SOURCE_KEY_SHIFT) + parent_rows[part.group_customer]
@@ -116,6 +117,7 @@ def pretrain(
     early_stopping_rounds: int = BROAD_EARLY_STOPPING_ROUNDS,
     virtual_shops: Sequence[float] = DEFAULT_VIRTUAL_SHOPS,
     weight_towards: RetailerData | str | Path | None = None,
+    max_negatives: int = MAX_TRAINING_NEGATIVES,
 ) -> RecModel:
     """Train the broad ranker on several retailers' folders at once.
 
@@ -133,7 +135,7 @@ def pretrain(
         rebuilds it is saved in the model, and its fingerprint is checked at load time.
     max_customers_per_retailer
         Training lists sampled (seeded) per source, spread over the cuts, to bound time and
-        memory on big shops; each list keeps at most ``MAX_TRAINING_NEGATIVES`` unlabelled items.
+        memory on big shops; each list keeps at most ``max_negatives`` unlabelled items.
         A training matrix estimated above ``sizing.MAX_ONE_PROCESS_TRAINING_BYTES`` is refused
         (``ConfigError``) before it is built: pretrain on Dask (``pretrain_on_dask``) instead.
     early_stopping_rounds
@@ -155,6 +157,10 @@ def pretrain(
         weighted by how much of this retailer's catalogue its products resemble
         (:mod:`rectransfer.transfer.source_weights`; only the retailer's product text is read).
         The weights are recorded in ``params["source_weights"]``. Default: every source alike.
+    max_negatives
+        Unlabelled candidates kept (seeded sample) per training list; the rest are dropped to
+        bound time and memory. Default ``MAX_TRAINING_NEGATIVES``; another value is recorded in
+        ``params["max_negatives"]``. The Dask runner keeps the default.
 
     Examples
     --------
@@ -172,14 +178,12 @@ def pretrain(
         raise ConfigError("pretrain needs at least one source retailer folder; none was given.")
     if cuts < 1:
         raise ConfigError(f"cuts must be >= 1, got {cuts!r}.")
-    if (
-        isinstance(early_stopping_rounds, bool)
-        or not isinstance(early_stopping_rounds, int)
-        or early_stopping_rounds < 1
+    for name, value in (
+        ("early_stopping_rounds", early_stopping_rounds),
+        ("max_negatives", max_negatives),
     ):
-        raise ConfigError(
-            f"early_stopping_rounds must be a positive integer, got {early_stopping_rounds!r}."
-        )
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}.")
     fractions = check_fractions(virtual_shops)
     encoder = encoder if encoder is not None else load_encoder()
     candidates = candidates or CandidateConfig()
@@ -203,7 +207,7 @@ def pretrain(
         virtual_shops=len(fractions),
         max_customers_per_retailer=max_customers_per_retailer,
         cuts=cuts,
-        max_negatives=MAX_TRAINING_NEGATIVES,
+        max_negatives=max_negatives,
     )
     towards = None if weight_towards is None else _retailer_to_weigh_for(weight_towards, names)
 
@@ -229,6 +233,7 @@ def pretrain(
                 per_cut=per_cut,
                 fractions=fractions,
                 random_state=random_state,
+                max_negatives=max_negatives,
             )
         )
     rows = LabelledRows.concat(parts)
@@ -264,6 +269,7 @@ def pretrain(
             "cuts": cuts,
             "early_stopping_rounds": early_stopping_rounds,
             **({"virtual_shops": list(fractions)} if fractions else {}),
+            **({"max_negatives": max_negatives} if max_negatives != MAX_TRAINING_NEGATIVES else {}),
             **(
                 {"source_weights": dict(zip(names, weights.round(4).tolist(), strict=True))}
                 if weights is not None

@@ -136,6 +136,8 @@ def test_cli_loso_writes_json_and_table(tmp_path, capsys):
             "200",
             "--virtual-shops",
             "0.5",
+            "--max-negatives",
+            "40",
             "--held-out",
             SOURCES[0].name,
             "--encoder",
@@ -146,6 +148,7 @@ def test_cli_loso_writes_json_and_table(tmp_path, capsys):
     doc = json.loads(out.read_text())
     assert [f["held_out"] for f in doc["folds"]] == [SOURCES[0].name]
     assert doc["pretrain_options"]["virtual_shops"] == [0.5]
+    assert doc["pretrain_options"]["max_negatives"] == 40
     assert SOURCES[0].name in table.read_text()
     assert "guarded/local" in capsys.readouterr().out
 

@@ -182,6 +182,25 @@ def test_pretraining_waits_as_long_as_asked_before_it_stops_early(sources, encod
         rt.pretrain(sources[:2], encoder=encoder, early_stopping_rounds=0)
 
 
+def test_pretraining_keeps_as_many_negatives_per_list_as_asked(sources, encoder, monkeypatch):
+    pretrain_module = importlib.import_module("rectransfer.transfer.pretrain")
+    seen = []
+    real = pretrain_module.train_ranker
+
+    def spy(train, valid, **kwargs):
+        seen.append(int(train.group_sizes().max()))
+        return real(train, valid, **kwargs)
+
+    monkeypatch.setattr(pretrain_module, "train_ranker", spy)
+    few = rt.pretrain(sources[:2], encoder=encoder, random_state=0, max_negatives=3)
+    rt.pretrain(sources[:2], encoder=encoder, random_state=0)
+    # a list holds its labelled item and at most that many others
+    assert seen[0] <= 1 + 3 < seen[1]
+    assert few.config.params["max_negatives"] == 3
+    with pytest.raises(rt.ConfigError, match="max_negatives"):
+        rt.pretrain(sources[:2], encoder=encoder, max_negatives=0)
+
+
 def test_a_source_shops_quantities_do_not_change_the_broad_model(encoder):
     """Weights count in popular lists only: the ranker's inputs count events, the scale the broad
     ranker learns at shops that mostly have no weights."""
