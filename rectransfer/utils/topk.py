@@ -50,6 +50,11 @@ def descending_ranks_in_runs(runs: np.ndarray, values: np.ndarray) -> np.ndarray
     sizes = np.diff(np.r_[starts, n])
     run = np.repeat(np.arange(len(starts)), sizes)
     slot = np.arange(n) - starts[run]
+    if len(starts) * int(sizes.max()) > 4 * n + 4096:  # runs of very unequal length: no padding
+        order = np.lexsort((-values, run))
+        ranks = np.empty(n, dtype=np.int64)
+        ranks[order] = slot + 1  # sorted by run, each run's rows take its slots in order
+        return ranks
     # NaN pads each row: a stable sort leaves the padding after the run's own values, NaN included
     block = np.full(
         (len(starts), int(sizes.max())), np.nan, dtype=np.result_type(values, np.float32)

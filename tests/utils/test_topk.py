@@ -28,6 +28,16 @@ def test_ranks_in_runs_match_a_stable_lexsort_with_ties_and_nan(seed):
     )
 
 
+def test_ranks_in_runs_of_very_unequal_length_are_the_same_without_padding():
+    rng = np.random.default_rng(3)
+    runs = np.r_[np.arange(3000), np.full(20_000, 3000)]  # a padded block would be 3001 x 20000
+    values = rng.integers(0, 50, len(runs)).astype(np.float64)
+    values[::97] = np.nan
+    np.testing.assert_array_equal(
+        descending_ranks_in_runs(runs, values), _lexsort_ranks(runs, values)
+    )
+
+
 def test_rank_within_handles_queries_whose_rows_are_apart():
     rng = np.random.default_rng(0)
     query = rng.integers(0, 7, 300)
