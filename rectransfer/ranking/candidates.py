@@ -123,6 +123,19 @@ class RowMoments:
         var = ((q @ self.second) * q).sum(axis=1) - mean**2
         return mean, np.sqrt(np.maximum(var, 0.0))
 
+    def spread_with_items(
+        self, queries: np.ndarray, items: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`spread` of (customers, m, d) query vectors whose first ``items.shape[1]`` are
+        catalogue items (positions; -1 for none, spread 0): theirs are read, not computed."""
+        b, n_items_taken = items.shape
+        rest_mean, rest_std = self.spread(queries[:, n_items_taken:].reshape(-1, queries.shape[2]))
+        known, at = items >= 0, np.maximum(items, 0)
+        return (
+            np.concatenate([np.where(known, self.item_mean[at], 0.0), rest_mean.reshape(b, -1)], 1),
+            np.concatenate([np.where(known, self.item_std[at], 0.0), rest_std.reshape(b, -1)], 1),
+        )
+
     def z(
         self, mean: np.ndarray, std: np.ndarray, cand_row: np.ndarray, sims: np.ndarray
     ) -> np.ndarray:

@@ -319,25 +319,9 @@ def _chunk_rows(
     x[:, _F["sim_recent_mean"]] = sims[:, RECENT_ITEMS]
     x[:, _F["sim_hist_mean"]] = sims[:, RECENT_ITEMS + 1]
     x[:, _F["sim_user_text"]] = sims[:, RECENT_ITEMS + 2]
-    # each query's similarity spread over the catalogue: the recent items' come with the
-    # catalogue, the others' (the means of items, the customer's text) are one product here
-    last = np.maximum(recent, 0)
-    rest_mean, rest_std = moments.spread(
-        query_vectors[:, RECENT_ITEMS:].reshape(-1, vectors.shape[1])
-    )
-    spread_mean = np.concatenate(
-        [np.where(recent >= 0, moments.item_mean[last], 0.0), rest_mean.reshape(b, -1)], axis=1
-    )
-    spread_std = np.concatenate(
-        [np.where(recent >= 0, moments.item_std[last], 0.0), rest_std.reshape(b, -1)], axis=1
-    )
-    recent_z = _recent_z(
-        spread_mean[:, :RECENT_ITEMS],
-        spread_std[:, :RECENT_ITEMS],
-        recent,
-        cand_row,
-        sims[:, :RECENT_ITEMS],
-    )
+    # each query's similarity spread over the catalogue (the recent items' come with it)
+    spread_mean, spread_std = moments.spread_with_items(query_vectors, recent)
+    recent_z = _recent_z(spread_mean, spread_std, recent, cand_row, sims)
     x[:, _F["sim_recent_zmax"]] = recent_z.max(axis=1)
     for name, slot in (
         ("sim_last_z", 0),
@@ -462,7 +446,10 @@ def _recent_z(
     sims: np.ndarray,
 ) -> np.ndarray:
     """Each candidate's z-score against each recent item's catalogue-wide similarity row
-    (``mean``, ``std``: the rows' spread, (customers, recent items)); -inf where there is none."""
+    (``mean``, ``std``: each customer's query spreads, the recent items' first, as ``sims``'
+    columns); -inf where there is none."""
+    m = recent.shape[1]
+    mean, std, sims = mean[:, :m], std[:, :m], sims[:, :m]
     ok = (recent >= 0) & (std > 1e-9)
     z = (sims - mean[cand_row]) / np.where(ok, std, 1.0)[cand_row]
     return np.where(ok[cand_row], z, -np.inf).astype(np.float32)

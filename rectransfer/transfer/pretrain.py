@@ -42,7 +42,7 @@ from rectransfer.utils.versions import package_version as _package_version
 
 EARLY_STOPPING_SHARE = 0.1  # customers held out (by customer, across all sources) to pick rounds
 MIN_TRAINING_LISTS = 10
-MAX_TRAINING_NEGATIVES = 100  # per training list; the rest add cost, not signal
+MAX_TRAINING_NEGATIVES = 100  # per training list; 150 was no better on the loop (BENCHMARKS)
 # Each source also enters as a seeded 10% of its customers, a small shop of its own: chosen on the
 # leave-one-source-out loop (docs/BENCHMARKS.md), where it lifted the broad model at f = 0.1.
 DEFAULT_VIRTUAL_SHOPS = (0.1,)
