@@ -19,7 +19,7 @@ import numpy as np
 from rectransfer.data.histories import Histories
 from rectransfer.prepared.catalogue import Catalogue
 from rectransfer.prepared.stats import BehaviourStats
-from rectransfer.utils.topk import top_k_rows
+from rectransfer.utils.topk import descending_ranks_in_runs, top_k_rows
 
 BLOCK_BUDGET_BYTES = 384 * 1024**2  # the dense score block of one chunk stays below this
 # a customer's row of the dense text block: float32 scores, a mask and selection headroom
@@ -197,17 +197,8 @@ def top_per_row(
     key = row.astype(np.int64) * n_items + item
     if len(key) > 1 and (np.diff(key) < 0).any():
         by_key = np.argsort(key, kind="stable")
-        row, item, value, key = row[by_key], item[by_key], value[by_key], key[by_key]
-    # One stable sort by (row, value descending) on a float64 key: rows take the integer part,
-    # the value (scaled to [0, 1)) the fraction; ties keep the catalogue order set above. Much
-    # faster than a three-key lexsort on the millions of pairs of a chunk.
-    low, high = float(value.min()), float(value.max())
-    scaled = (value.astype(np.float64) - low) / (high - low) if high > low else 0.0
-    order = np.argsort(row * 2.0 + (1.0 - scaled) * 0.999, kind="stable")
-    row, key = row[order], key[order]
-    starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
-    rank = np.arange(len(row)) - np.repeat(starts, np.diff(np.r_[starts, len(row)]))
-    return key[rank < n]
+        row, value, key = row[by_key], value[by_key], key[by_key]
+    return key[descending_ranks_in_runs(row, value) <= n]
 
 
 def neighbour_top(
