@@ -1,5 +1,5 @@
 """The ``rectransfer`` console script: check, pretrain, adapt, recommend, benchmark, loso,
-source-curve, demo.
+source-curve, next-item-probe, demo.
 
 Exit codes: 0 on success; 2 with a one-line ``rectransfer: error: ...`` (no traceback) when the
 input or options are bad, a destination is refused, or the environment fails (a full disk, a
@@ -23,6 +23,7 @@ from typing import Any, TextIO
 from rectransfer.data.columns import Columns
 from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import DataQualityWarning, RecTransferError
+from rectransfer.evaluation.next_item_model import NextItemTraining
 from rectransfer.evaluation.perf import BENCHMARKS, benchmark_module
 from rectransfer.ranking.ranker import BROAD_EARLY_STOPPING_ROUNDS
 from rectransfer.transfer.pretrain import DEFAULT_VIRTUAL_SHOPS, MAX_TRAINING_NEGATIVES
@@ -188,6 +189,36 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--seeds", type=int, default=3, help="seeds per fraction below 1")
     _add_study_pretrain_options(sc)
     _add_encoder_options(sc)
+
+    ni = command(
+        "next-item-probe",
+        "leave-one-source-out: does a next-item model over text vectors beat the last item's text?",
+    )
+    ni.add_argument("--sources", nargs="+", type=Path, required=True, metavar="DIR")
+    ni.add_argument("--out", type=Path, required=True, metavar="RESULTS_JSON")
+    ni.add_argument("--table", type=Path, default=None, metavar="FILE.md", help="markdown table")
+    ni.add_argument(
+        "--customers",
+        type=int,
+        default=3_000,
+        help="held-out customers scored per source (default: %(default)s)",
+    )
+    ni.add_argument(
+        "--steps", type=int, default=NextItemTraining.steps, help="training steps per model"
+    )
+    ni.add_argument(
+        "--negatives",
+        type=int,
+        default=NextItemTraining.uniform_negatives,
+        help="items drawn uniformly per batch as negatives; 0: the whole catalogue "
+        "(default: %(default)s)",
+    )
+    ni.add_argument(
+        "--no-in-shop",
+        action="store_true",
+        help="skip the model trained on the held-out shop itself",
+    )
+    _add_encoder_options(ni)
 
     e = command(
         "pretrain-encoder", "fine-tune the text encoder on several retailers' product pairs"
@@ -502,7 +533,7 @@ def _check_destinations(args: argparse.Namespace) -> None:
             raise ConfigError(f"--k must be a positive integer (items per customer), got {args.k}")
         check_writable_parent(args.out)
         check_export_root(args.out)
-    elif args.command in ("benchmark", "bench", "loso", "source-curve"):
+    elif args.command in ("benchmark", "bench", "loso", "source-curve", "next-item-probe"):
         check_writable_parent(args.out, folder=False)
 
 
@@ -571,6 +602,22 @@ def _run(args: argparse.Namespace) -> None:
         )
         written_curve(doc)
         print(curve_markdown(doc))
+        print(f"results -> {args.out}")
+    elif args.command == "next-item-probe":
+        from rectransfer.evaluation.next_item_probe import next_item_markdown, run_next_item_probe
+
+        written_probe = _document_writer(args, next_item_markdown)
+        doc = run_next_item_probe(
+            args.sources,
+            encoder=_encoder(args),
+            customers=args.customers,
+            training=NextItemTraining(steps=args.steps, uniform_negatives=args.negatives),
+            in_shop=not args.no_in_shop,
+            random_state=args.seed,
+            on_fold=written_probe,
+        )
+        written_probe(doc)
+        print(next_item_markdown(doc))
         print(f"results -> {args.out}")
     elif args.command == "pretrain-encoder":
         import time
