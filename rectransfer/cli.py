@@ -161,12 +161,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="pretrain each fold for its held-out source: the other sources weighted by how close "
         "their catalogues are to its catalogue in text space (as pretrain --weight-towards)",
     )
-    lo.add_argument(
-        "--next-item",
-        action="store_true",
-        help="add the next-item model's similarity (sim_next, sim_next_z) to the features, the "
-        "model trained per fold on the other sources (a candidate measured on the loop)",
-    )
     _add_study_pretrain_options(lo)
     _add_encoder_options(lo)
 
@@ -580,7 +574,6 @@ def _run(args: argparse.Namespace) -> None:
             held_out=args.held_out,
             ship_rules=args.ship_rules,
             weight_sources=args.weight_sources,
-            next_item=args.next_item,
             random_state=args.seed,
             resume=load_document(args.out) if args.resume else None,
             on_fold=written,

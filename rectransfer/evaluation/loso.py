@@ -35,7 +35,6 @@ from rectransfer.evaluation.studies import (
     mean_se,
     study_pretrain_options,
 )
-from rectransfer.ranking import features
 from rectransfer.text.encoder import Encoder
 from rectransfer.text.load import load_encoder
 from rectransfer.transfer.pretrain import pretrain
@@ -77,7 +76,6 @@ def run_loso(
     held_out: Sequence[str] | None = None,
     ship_rules: bool = False,
     weight_sources: bool = False,
-    next_item: bool = False,
     random_state: int = 0,
     resume: dict[str, Any] | None = None,
     on_fold: Callable[[dict[str, Any]], None] | None = None,
@@ -142,7 +140,6 @@ def run_loso(
         "pretrain_options": {k: jsonable(v) for k, v in options.items()},
         "ship_rules": ship_rules,
         "weight_sources": weight_sources,
-        "next_item": next_item,
         "random_state": random_state,
         "folds": [],
     }
@@ -168,7 +165,6 @@ def run_loso(
             continue
         others = [d for d in datasets if d.name != target.name]
         started = time.perf_counter()
-        features.NEXT_ITEM = _next_item_model(others, encoder) if next_item else None
         broad = pretrain(
             others,
             encoder=encoder,
@@ -210,7 +206,6 @@ def run_loso(
         doc["summary"] = loso_summary(doc)
         if on_fold is not None:
             on_fold(doc)
-    features.NEXT_ITEM = None
     doc["summary"] = loso_summary(doc)
     return doc
 
@@ -227,18 +222,6 @@ def _fold_means(fold: dict[str, Any]) -> dict[tuple[str, float], tuple[float, fl
         summary = mean_se(values)
         out[key] = (float(summary["mean"] or 0.0), float(summary["se"] or 0.0))
     return out
-
-
-def _next_item_model(sources: Sequence[RetailerData], encoder: Encoder) -> Any:
-    """The next-item model of the fold, trained on its sources without their labelled items."""
-    from rectransfer.evaluation.next_item_net import train_next_item
-    from rectransfer.prepared.prepare import prepare
-
-    shops = []
-    for source in sources:
-        prepared = prepare(source, encoder)
-        shops.append((prepared.index.histories.truncate(3), prepared.catalogue.vectors))
-    return train_next_item(shops)
 
 
 def loso_summary(doc: dict[str, Any]) -> dict[str, Any]:

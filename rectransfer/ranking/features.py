@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -71,12 +70,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "brand_share",
     "same_brand_last",
     "price_ratio_log",
-    "sim_next",
-    "sim_next_z",
 )
-# The loop's next-item candidate (``loso --next-item``): a model of
-# rectransfer.evaluation.next_item_model, set per fold by the loop; None: the two columns are NaN.
-NEXT_ITEM: Any = None
 _F = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 RECENT_ITEMS = 5  # "recent history" = the last five items
@@ -314,13 +308,9 @@ def _chunk_rows(
     )
     hist_mean = _normalised(np.asarray(_history_matrix(context, rows, last=10**9) @ vectors))
     recent_vectors = np.where((recent >= 0)[..., None], vectors[np.maximum(recent, 0)], 0.0)
-    nxt = (
-        NEXT_ITEM.predict(context, rows, vectors) if NEXT_ITEM is not None else np.zeros_like(text)
-    )
     query_vectors = np.concatenate(
-        [recent_vectors, recent_mean[:, None], hist_mean[:, None], text[:, None], nxt[:, None]],
-        axis=1,
-    ).astype(np.float32)  # (b, RECENT_ITEMS + 4, d)
+        [recent_vectors, recent_mean[:, None], hist_mean[:, None], text[:, None]], axis=1
+    ).astype(np.float32)  # (b, RECENT_ITEMS + 3, d)
     sims = _candidate_sims(query_vectors, vectors, cand_row, cand)  # (rows, RECENT_ITEMS + 3)
     moments = shared.moments
     recent_sims = np.where((recent >= 0)[cand_row], sims[:, :RECENT_ITEMS], -np.inf)
@@ -341,14 +331,6 @@ def _chunk_rows(
         x[:, _F[name]] = moments.z(
             spread_mean[:, slot], spread_std[:, slot], cand_row, sims[:, slot]
         )
-    slot = RECENT_ITEMS + 3
-    x[:, _F["sim_next"]] = sims[:, slot]
-    x[:, _F["sim_next_z"]] = moments.z(
-        spread_mean[:, slot], spread_std[:, slot], cand_row, sims[:, slot]
-    )
-    if NEXT_ITEM is None:
-        x[:, _F["sim_next"]] = np.nan
-        x[:, _F["sim_next_z"]] = np.nan
     no_history = ~has_history[cand_row]
     for name in (
         "sim_last",
@@ -358,8 +340,6 @@ def _chunk_rows(
         "sim_recent_mean",
         "sim_hist_mean",
         "sim_hist_mean_z",
-        "sim_next",
-        "sim_next_z",
     ):
         x[no_history, _F[name]] = np.nan
     no_text = ~has_text[cand_row]
