@@ -204,6 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="held-out customers scored per source (default: %(default)s)",
     )
     ni.add_argument(
+        "--fractions",
+        type=_floats,
+        default=[1.0, 0.1],
+        metavar="F,F,...",
+        help="shares of the held-out shop's customers its own models train on",
+    )
+    ni.add_argument(
         "--steps", type=int, default=NextItemTraining.steps, help="training steps per model"
     )
     ni.add_argument(
@@ -611,6 +618,7 @@ def _run(args: argparse.Namespace) -> None:
             args.sources,
             encoder=_encoder(args),
             customers=args.customers,
+            fractions=args.fractions,
             training=NextItemTraining(steps=args.steps, uniform_negatives=args.negatives),
             in_shop=not args.no_in_shop,
             random_state=args.seed,

@@ -33,6 +33,7 @@ class NextItemTraining:
     """
 
     steps: int = 800
+    max_epochs: float = 5.0  # fewer steps where the shops have few examples: no over-fitting
     batch: int = 512
     uniform_negatives: int = 512  # items drawn uniformly per batch; 0: the whole catalogue
     in_batch_negatives: bool = False  # the batch's other targets too (popularity-weighted)
@@ -42,13 +43,13 @@ class NextItemTraining:
     max_examples_per_shop: int = 100_000
 
     def __post_init__(self) -> None:
-        least = dict.fromkeys(("steps", "batch", "hidden", "max_examples_per_shop"), 1)
-        least |= dict.fromkeys(("uniform_negatives", "hard_negatives"), 0)
-        for name, low in least.items():
-            if getattr(self, name) < low:
-                raise ConfigError(
-                    f"NextItemTraining.{name} must be >= {low}, got {getattr(self, name)!r}."
-                )
+        bounds = dict.fromkeys(("steps", "batch", "hidden", "max_examples_per_shop"), ">= 1")
+        bounds |= {"max_epochs": "> 0", "uniform_negatives": ">= 0", "hard_negatives": ">= 0"}
+        for name, bound in bounds.items():
+            value = getattr(self, name)
+            ok = value >= 1 if bound == ">= 1" else value > 0 if bound == "> 0" else value >= 0
+            if not ok:
+                raise ConfigError(f"NextItemTraining.{name} must be {bound}, got {value!r}.")
 
     def to_dict(self) -> dict[str, int | float | bool]:
         return asdict(self)

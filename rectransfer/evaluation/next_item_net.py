@@ -63,8 +63,10 @@ def train_next_item(
     training: NextItemTraining | None = None,
     *,
     random_state: int = 0,
+    start: NextItemModel | None = None,
 ) -> NextItemModel:
-    """Learn the model from shops' (histories, unit item vectors).
+    """Learn the model from shops' (histories, unit item vectors), from scratch or continuing
+    from ``start`` (fine-tuning a model learnt elsewhere; same dimensions).
 
     Pass histories without the items a later evaluation predicts: the model learns from every
     item of the histories it is given.
@@ -85,10 +87,14 @@ def train_next_item(
     net = NextItemNet(int(shops[0][1].shape[1]), t.hidden) if shops else None
     if net is None or not data:
         raise ValueError("train_next_item needs at least one shop with a customer of two items.")
+    if start is not None:
+        weights = {k: torch.from_numpy(v) for k, v in start.weights.items()}
+        net.load_state_dict(weights | {"log_scale": net.log_scale.detach()})
     share = np.array([len(d[1]) for d in data], dtype=np.float64)
     share /= share.sum()
     optimiser = torch.optim.AdamW(net.parameters(), lr=t.learning_rate, weight_decay=1e-4)
-    for _ in range(t.steps):
+    steps = min(t.steps, math.ceil(t.max_epochs * sum(len(d[1]) for d in data) / t.batch))
+    for _ in range(steps):
         window, target, items, near = data[int(rng.choice(len(data), p=share))]
         pick = rng.integers(0, len(target), min(t.batch, len(target)))
         win, tgt = torch.from_numpy(window[pick]), torch.from_numpy(target[pick])

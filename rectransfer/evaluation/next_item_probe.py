@@ -6,7 +6,9 @@ each source in turn, the model of :mod:`rectransfer.evaluation.next_item_model` 
 pretraining labels) and, optionally, on the held-out shop's own histories without their test item.
 On a seeded sample of the held-out shop's customers it then ranks the whole catalogue (own items
 removed) against the plain baseline it starts from, the last item's text similarity: NDCG@10,
-Recall@10 and Recall@100 of each customer's last item, predicted from everything before it.
+Recall@10 and Recall@100 of each customer's last item, predicted from everything before it. At
+each fraction of the shop's customers, models trained on those customers alone (from scratch, and
+starting from the other shops' model) show whether the sources help where the shop has little.
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ from rectransfer.text.encoder import Encoder
 from rectransfer.text.load import load_encoder
 
 PRETRAIN_CUTS = 3  # as pretrain's default: its training lists' labels are left out
-ROWS = ("last item", "next-item, other shops", "next-item, this shop")
+ROWS = (
+    "last item",
+    "next-item, other shops",
+    "next-item, this shop",
+    "next-item, other shops then this shop",
+)
 
 
 def run_next_item_probe(
@@ -37,6 +44,7 @@ def run_next_item_probe(
     *,
     encoder: Encoder | None = None,
     customers: int = 3_000,
+    fractions: Sequence[float] = (1.0, 0.1),
     training: NextItemTraining | None = None,
     in_shop: bool = True,
     random_state: int = 0,
@@ -44,8 +52,10 @@ def run_next_item_probe(
 ) -> dict[str, Any]:
     """One fold per source; returns the JSON document (``folds`` and ``summary``).
 
-    ``in_shop`` also trains a model on the held-out shop alone (its customers' histories without
-    their test item), to tell a model that cannot learn from one that does not transfer.
+    At each fraction f of the held-out shop's customers (seeded), ``in_shop`` also trains a model
+    on those customers' histories without their test item, from scratch and starting from the
+    other shops' model: the shop alone against transfer, as the benchmark's local-only and
+    adapted rows.
     """
     datasets = [s if isinstance(s, RetailerData) else RetailerData.load(s) for s in sources]
     names = [d.name for d in datasets]
@@ -55,6 +65,8 @@ def run_next_item_probe(
         )
     if customers < 1:
         raise ConfigError(f"customers must be >= 1, got {customers!r}.")
+    if not fractions or not all(0 < f <= 1 for f in fractions):
+        raise ConfigError(f"fractions must lie in (0, 1], got {list(fractions)!r}.")
     training = training or NextItemTraining()
     encoder = encoder or load_encoder("default")
     prepared = [prepare(d, encoder) for d in datasets]
@@ -62,6 +74,7 @@ def run_next_item_probe(
         "study": "next-item-probe",
         "sources": names,
         "customers": customers,
+        "fractions": list(fractions),
         "training": training.to_dict(),
         "in_shop": in_shop,
         "random_state": random_state,
@@ -75,15 +88,23 @@ def run_next_item_probe(
             for j, p in enumerate(prepared)
             if j != i
         ]
-        models = {ROWS[1]: train_next_item(others, training, random_state=random_state)}
+        transferred = train_next_item(others, training, random_state=random_state)
         context = held.index.histories.truncate(1)
-        if in_shop:
-            own = [(context, held.catalogue.vectors)]
-            models[ROWS[2]] = train_next_item(own, training, random_state=random_state)
+        results = []
+        for fraction in fractions:
+            shop = _shop_customers(held, fraction, random_state)
+            models = {ROWS[1]: transferred}
+            if in_shop:
+                own = [(context.select(shop), held.catalogue.vectors)]
+                models[ROWS[2]] = train_next_item(own, training, random_state=random_state)
+                models[ROWS[3]] = train_next_item(
+                    own, training, random_state=random_state, start=transferred
+                )
+            results.append({"fraction": fraction, **_scores(held, shop, models, customers)})
         fold = {
             "held_out": held.name,
             "trained_on": [n for j, n in enumerate(names) if j != i],
-            **_scores(held, models, customers, random_state),
+            "results": results,
             "seconds": round(time.perf_counter() - started, 1),
         }
         doc["folds"].append(fold)
@@ -93,16 +114,26 @@ def run_next_item_probe(
     return doc
 
 
+def _shop_customers(held: PreparedRetailer, fraction: float, random_state: int) -> np.ndarray:
+    """A seeded ``fraction`` of the shop's customers who have an item before their last."""
+    histories = held.index.histories
+    rows = np.flatnonzero(histories.lengths >= 2)
+    n = max(1, round(fraction * len(rows)))
+    if n < len(rows):
+        rows = np.sort(np.random.default_rng(random_state).choice(rows, n, replace=False))
+    return rows
+
+
 def _scores(
-    held: PreparedRetailer, models: dict[str, NextItemModel], customers: int, random_state: int
+    held: PreparedRetailer, shop: np.ndarray, models: dict[str, NextItemModel], customers: int
 ) -> dict[str, Any]:
-    """Metrics of each row on a seeded sample of the customers with two or more items before
-    their last."""
+    """Metrics of each row on (up to ``customers`` of) the shop's customers with two or more
+    items before their last, each predicting their last item."""
     histories = held.index.histories
     context, targets = histories.truncate(1), histories.last(0)
-    rows = np.flatnonzero((context.lengths >= 2) & (targets >= 0))
+    rows = shop[context.lengths[shop] >= 2]
     if len(rows) > customers:
-        rows = np.sort(np.random.default_rng(random_state).choice(rows, customers, replace=False))
+        rows = np.sort(np.random.default_rng(len(shop)).choice(rows, customers, replace=False))
     vectors = held.catalogue.vectors
     queries = {ROWS[0]: vectors[context.last(0, rows=rows)]}
     queries |= {name: m.predict(context, rows, vectors) for name, m in models.items()}
@@ -123,35 +154,43 @@ def _scores(
 
 
 def _summary(folds: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per row and metric, the mean ratio to the last-item row over folds and where it is higher."""
+    """Per fraction, row and metric: the mean ratio to the last-item row over the folds and on
+    how many it is higher."""
     summary: dict[str, Any] = {}
-    for name in ROWS[1:]:
-        if not all(name in f["rows"] for f in folds):
-            continue
-        for metric in ("ndcg@10", "recall@100"):
-            ratios = [
-                f["rows"][name][metric] / f["rows"][ROWS[0]][metric]
-                for f in folds
-                if f["rows"][ROWS[0]][metric] > 0
-            ]
-            summary[f"{name}: {metric} / last item"] = {
-                "mean": round(float(np.mean(ratios)), 3) if ratios else None,
-                "higher_on": sum(r > 1 for r in ratios),
-                "of": len(ratios),
-            }
+    for fraction in [r["fraction"] for r in folds[0]["results"]]:
+        results = [r for f in folds for r in f["results"] if r["fraction"] == fraction]
+        for name in ROWS[1:]:
+            if not all(name in r["rows"] for r in results):
+                continue
+            for metric in ("ndcg@10", "recall@100"):
+                ratios = [
+                    r["rows"][name][metric] / r["rows"][ROWS[0]][metric]
+                    for r in results
+                    if r["rows"][ROWS[0]][metric] > 0
+                ]
+                summary[f"f = {fraction:g}, {name}: {metric} / last item"] = {
+                    "mean": round(float(np.mean(ratios)), 3) if ratios else None,
+                    "higher_on": sum(r > 1 for r in ratios),
+                    "of": len(ratios),
+                }
     return summary
 
 
 def next_item_markdown(doc: dict[str, Any]) -> str:
     """The probe's folds as a markdown table (NDCG@10 / Recall@100 per row) and its summary."""
-    rows = [r for r in ROWS if all(r in f["rows"] for f in doc["folds"])]
+    results = [(f, r) for f in doc["folds"] for r in f["results"]]
+    rows = [name for name in ROWS if all(name in r["rows"] for _, r in results)]
     lines = [
-        "| held out | customers | " + " | ".join(rows) + " |",
-        "|---|---|" + "---|" * len(rows),
+        "| held out | f | customers | " + " | ".join(rows) + " |",
+        "|---|---|---|" + "---|" * len(rows),
     ]
-    for f in doc["folds"]:
-        cells = [f"{f['rows'][r]['ndcg@10']:.4f} / {f['rows'][r]['recall@100']:.4f}" for r in rows]
-        lines.append(f"| {f['held_out']} | {f['n_customers']} | " + " | ".join(cells) + " |")
+    for f, r in results:
+        cells = [f"{r['rows'][n]['ndcg@10']:.4f} / {r['rows'][n]['recall@100']:.4f}" for n in rows]
+        lines.append(
+            f"| {f['held_out']} | {r['fraction']:g} | {r['n_customers']} | "
+            + " | ".join(cells)
+            + " |"
+        )
     lines += ["", "| ratio to the last item | mean over folds | higher on |", "|---|---|---|"]
     for key, s in doc.get("summary", {}).items():
         lines.append(f"| {key} | {s['mean']} | {s['higher_on']} of {s['of']} |")

@@ -74,7 +74,9 @@ def test_training_learns_a_successor_that_text_similarity_cannot_see():
         for _ in range(5):
             seq.append(int(successor[seq[-1]]))
         sequences.append(seq)
-    training = NextItemTraining(steps=300, uniform_negatives=0, learning_rate=1e-2, hidden=32)
+    training = NextItemTraining(
+        steps=300, max_epochs=100, uniform_negatives=0, learning_rate=1e-2, hidden=32
+    )
     model = train_next_item([(_histories(sequences, n_items), vectors)], training)
     last = np.arange(n_items)
     window = np.full((n_items, WINDOW), -1)
@@ -87,6 +89,28 @@ def test_training_learns_a_successor_that_text_similarity_cannot_see():
     learnt[last, last] = -np.inf
     by_model = (learnt.argmax(axis=1) == successor).mean()
     assert by_model > 0.8 > 0.1 > by_text
+
+
+def test_fine_tuning_starts_from_the_given_model_and_few_examples_take_few_steps():
+    rng = np.random.default_rng(3)
+    n_items = 40
+    vectors = _unit(rng, n_items, 16)
+    successor = rng.permutation(n_items)
+    shop = _histories([[i, int(successor[i])] for i in range(n_items)] * 5, n_items)
+    learnt = train_next_item(
+        [(shop, vectors)],
+        NextItemTraining(steps=200, max_epochs=1000, uniform_negatives=0, learning_rate=1e-2),
+    )
+    window = np.full((n_items, WINDOW), -1)
+    window[:, -1] = np.arange(n_items)
+    before = learnt.predict_windows(window, vectors)
+    # one step (max_epochs caps 200 examples at one batch of 512) barely moves the start...
+    barely = NextItemTraining(steps=200, max_epochs=1e-6, learning_rate=1e-4)
+    tuned = train_next_item([(shop, vectors)], barely, start=learnt, random_state=1)
+    np.testing.assert_allclose(tuned.predict_windows(window, vectors), before, atol=0.02)
+    # ...while the same step from scratch is the last item's text, far from the learnt model
+    fresh = train_next_item([(shop, vectors)], barely, random_state=1)
+    assert np.abs(fresh.predict_windows(window, vectors) - before).max() > 0.2
 
 
 def test_training_examples_skip_first_items_and_repeats_and_respect_the_cap():
@@ -106,6 +130,8 @@ def test_bad_training_options_are_refused():
         NextItemTraining(steps=0)
     with pytest.raises(rt.ConfigError, match=r"NextItemTraining\.uniform_negatives"):
         NextItemTraining(uniform_negatives=-1)
+    with pytest.raises(rt.ConfigError, match=r"NextItemTraining\.max_epochs must be > 0"):
+        NextItemTraining(max_epochs=0)
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +141,7 @@ def probe(encoder):
         SOURCES,
         encoder=encoder,
         customers=50,
+        fractions=(1.0, 0.5),
         training=NextItemTraining(steps=20, hard_negatives=4, in_batch_negatives=True),
         on_fold=lambda d: folds.append(len(d["folds"])),
     )
@@ -127,29 +154,33 @@ def test_probe_holds_each_source_out_of_its_own_training(probe):
     assert [f["held_out"] for f in probe["folds"]] == names
     for fold in probe["folds"]:
         assert fold["trained_on"] == [n for n in names if n != fold["held_out"]]
-        assert 0 < fold["n_customers"] <= 50
-        assert set(fold["rows"]) == set(ROWS)
-        for metrics in fold["rows"].values():
-            assert 0 <= metrics["ndcg@10"] <= metrics["recall@10"] <= metrics["recall@100"] <= 1
+        assert [r["fraction"] for r in fold["results"]] == [1.0, 0.5]
+        for result in fold["results"]:
+            assert 0 < result["n_customers"] <= 50
+            assert set(result["rows"]) == set(ROWS)
+            for metrics in result["rows"].values():
+                assert 0 <= metrics["ndcg@10"] <= metrics["recall@10"] <= metrics["recall@100"] <= 1
     assert probe["_calls"] == [1, 2, 3]
-    assert probe["summary"][f"{ROWS[1]}: ndcg@10 / last item"]["of"] <= 3
+    assert probe["summary"][f"f = 0.5, {ROWS[3]}: ndcg@10 / last item"]["of"] <= 3
     table = next_item_markdown(probe)
     assert all(n in table for n in [*ROWS, *(s.name for s in SOURCES)])
 
 
-def test_probe_refuses_one_source(encoder):
+def test_probe_refuses_one_source_and_bad_fractions(encoder):
     with pytest.raises(rt.ConfigError, match="two or more sources"):
         run_next_item_probe(SOURCES[:1], encoder=encoder)
+    with pytest.raises(rt.ConfigError, match=r"fractions must lie in \(0, 1\]"):
+        run_next_item_probe(SOURCES, encoder=encoder, fractions=(0.0,))
 
 
 def test_cli_writes_the_probe_json_and_table(tmp_path, capsys):
     out, table = tmp_path / "probe.json", tmp_path / "probe.md"
     argv = ["next-item-probe", "--sources", *map(str, SOURCES[:2]), "--customers", "30"]
-    argv += ["--steps", "5", "--negatives", "0", "--no-in-shop", "--encoder", "hashing"]
-    argv += ["--out", str(out), "--table", str(table), "--quiet"]
+    argv += ["--fractions", "1.0", "--steps", "5", "--negatives", "0", "--no-in-shop"]
+    argv += ["--encoder", "hashing", "--out", str(out), "--table", str(table), "--quiet"]
     assert main(argv) == 0
     doc = json.loads(out.read_text())
     assert doc["training"]["uniform_negatives"] == 0 and doc["in_shop"] is False
-    assert [set(f["rows"]) for f in doc["folds"]] == [set(ROWS[:2])] * 2
-    assert table.read_text().startswith("| held out | customers |")
+    assert [[set(r["rows"]) for r in f["results"]] for f in doc["folds"]] == [[set(ROWS[:2])]] * 2
+    assert table.read_text().startswith("| held out | f | customers |")
     assert "results ->" in capsys.readouterr().out
