@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from rectransfer.data.histories import Histories
+from rectransfer.errors import ConfigError
 from rectransfer.evaluation.next_item_model import (
     NextItemModel,
     NextItemTraining,
@@ -84,9 +85,12 @@ def train_next_item(
         if t.hard_negatives:
             near = torch.from_numpy(nearest_items(unit, min(t.hard_negatives, len(unit) - 1)))
         data.append((window, target, torch.from_numpy(unit), near))
-    net = NextItemNet(int(shops[0][1].shape[1]), t.hidden) if shops else None
-    if net is None or not data:
-        raise ValueError("train_next_item needs at least one shop with a customer of two items.")
+    if not data:
+        raise ConfigError(
+            "the next-item model has nothing to learn from: no shop given has a customer with two "
+            "or more items (after leaving out the items held back); give it shops with histories."
+        )
+    net = NextItemNet(int(data[0][2].shape[1]), t.hidden)
     if start is not None:
         weights = {k: torch.from_numpy(v) for k, v in start.weights.items()}
         net.load_state_dict(weights | {"log_scale": net.log_scale.detach()})

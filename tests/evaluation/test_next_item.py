@@ -132,6 +132,9 @@ def test_bad_training_options_are_refused():
         NextItemTraining(uniform_negatives=-1)
     with pytest.raises(rt.ConfigError, match=r"NextItemTraining\.max_epochs must be > 0"):
         NextItemTraining(max_epochs=0)
+    vectors = _unit(np.random.default_rng(4), 5, 8)
+    with pytest.raises(rt.ConfigError, match="nothing to learn from"):
+        train_next_item([(_histories([[1], [2]], 5), vectors)])
 
 
 @pytest.fixture(scope="module")
