@@ -33,7 +33,7 @@ class NextItemTraining:
     """
 
     steps: int = 800
-    max_epochs: float = 5.0  # fewer steps where the shops have few examples: no over-fitting
+    max_epochs: float = 5.0  # passes over the examples at most: fewer steps on a small shop
     batch: int = 512
     uniform_negatives: int = 512  # items drawn uniformly per batch; 0: the whole catalogue
     in_batch_negatives: bool = False  # the batch's other targets too (popularity-weighted)
