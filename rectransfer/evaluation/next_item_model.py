@@ -43,13 +43,15 @@ class NextItemTraining:
     max_examples_per_shop: int = 100_000
 
     def __post_init__(self) -> None:
-        bounds = dict.fromkeys(("steps", "batch", "hidden", "max_examples_per_shop"), ">= 1")
-        bounds |= {"max_epochs": "> 0", "uniform_negatives": ">= 0", "hard_negatives": ">= 0"}
-        for name, bound in bounds.items():
-            value = getattr(self, name)
-            ok = value >= 1 if bound == ">= 1" else value > 0 if bound == "> 0" else value >= 0
-            if not ok:
-                raise ConfigError(f"NextItemTraining.{name} must be {bound}, got {value!r}.")
+        least = dict.fromkeys(("steps", "batch", "hidden", "max_examples_per_shop"), 1)
+        least |= dict.fromkeys(("uniform_negatives", "hard_negatives"), 0)
+        for name, low in least.items():
+            if getattr(self, name) < low:
+                raise ConfigError(
+                    f"NextItemTraining.{name} must be >= {low}, got {getattr(self, name)!r}."
+                )
+        if not self.max_epochs > 0:
+            raise ConfigError(f"NextItemTraining.max_epochs must be > 0, got {self.max_epochs!r}.")
 
     def to_dict(self) -> dict[str, int | float | bool]:
         return asdict(self)

@@ -94,10 +94,10 @@ def train_next_item(
     if start is not None:
         weights = {k: torch.from_numpy(v) for k, v in start.weights.items()}
         net.load_state_dict(weights | {"log_scale": net.log_scale.detach()})
-    share = np.array([len(d[1]) for d in data], dtype=np.float64)
-    share /= share.sum()
+    examples = np.array([len(target) for _, target, _, _ in data], dtype=np.float64)
+    share = examples / examples.sum()
     optimiser = torch.optim.AdamW(net.parameters(), lr=t.learning_rate, weight_decay=1e-4)
-    steps = min(t.steps, math.ceil(t.max_epochs * sum(len(d[1]) for d in data) / t.batch))
+    steps = min(t.steps, math.ceil(t.max_epochs * examples.sum() / t.batch))
     for _ in range(steps):
         window, target, items, near = data[int(rng.choice(len(data), p=share))]
         pick = rng.integers(0, len(target), min(t.batch, len(target)))

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from rectransfer.data.histories import Histories
 from rectransfer.data.retailer import RetailerData
 from rectransfer.errors import ConfigError
 from rectransfer.evaluation.baselines import dense_target_ranks
@@ -89,10 +90,11 @@ def run_next_item_probe(
             if j != i
         ]
         transferred = train_next_item(others, training, random_state=random_state)
-        context = held.index.histories.truncate(1)
+        context = held.index.histories.truncate(1)  # what is known before each test item
         results = []
         for fraction in fractions:
-            shop = _shop_customers(held, fraction, random_state)
+            rng = np.random.default_rng(random_state)  # the same draws at every fold and fraction
+            shop = _shop_customers(held, fraction, rng)
             models = {ROWS[1]: transferred}
             if in_shop:
                 own = [(context.select(shop), held.catalogue.vectors)]
@@ -100,7 +102,8 @@ def run_next_item_probe(
                 models[ROWS[3]] = train_next_item(
                     own, training, random_state=random_state, start=transferred
                 )
-            results.append({"fraction": fraction, **_scores(held, shop, models, customers)})
+            scored = _scores(held, context, shop, models, customers, rng)
+            results.append({"fraction": fraction, **scored})
         fold = {
             "held_out": held.name,
             "trained_on": [n for j, n in enumerate(names) if j != i],
@@ -114,26 +117,29 @@ def run_next_item_probe(
     return doc
 
 
-def _shop_customers(held: PreparedRetailer, fraction: float, random_state: int) -> np.ndarray:
+def _shop_customers(
+    held: PreparedRetailer, fraction: float, rng: np.random.Generator
+) -> np.ndarray:
     """A seeded ``fraction`` of the shop's customers who have an item before their last."""
-    histories = held.index.histories
-    rows = np.flatnonzero(histories.lengths >= 2)
+    rows = np.flatnonzero(held.index.histories.lengths >= 2)
     n = max(1, round(fraction * len(rows)))
-    if n < len(rows):
-        rows = np.sort(np.random.default_rng(random_state).choice(rows, n, replace=False))
-    return rows
+    return np.sort(rng.choice(rows, n, replace=False)) if n < len(rows) else rows
 
 
 def _scores(
-    held: PreparedRetailer, shop: np.ndarray, models: dict[str, NextItemModel], customers: int
+    held: PreparedRetailer,
+    context: Histories,
+    shop: np.ndarray,
+    models: dict[str, NextItemModel],
+    customers: int,
+    rng: np.random.Generator,
 ) -> dict[str, Any]:
     """Metrics of each row on (up to ``customers`` of) the shop's customers with two or more
-    items before their last, each predicting their last item."""
-    histories = held.index.histories
-    context, targets = histories.truncate(1), histories.last(0)
+    items in their ``context``, each predicting their last item."""
+    targets = held.index.histories.last(0)
     rows = shop[context.lengths[shop] >= 2]
     if len(rows) > customers:
-        rows = np.sort(np.random.default_rng(len(shop)).choice(rows, customers, replace=False))
+        rows = np.sort(rng.choice(rows, customers, replace=False))
     vectors = held.catalogue.vectors
     queries = {ROWS[0]: vectors[context.last(0, rows=rows)]}
     queries |= {name: m.predict(context, rows, vectors) for name, m in models.items()}

@@ -9,6 +9,7 @@ import torch
 import rectransfer as rt
 from rectransfer.cli import main
 from rectransfer.data.histories import Histories
+from rectransfer.evaluation import next_item_probe
 from rectransfer.evaluation.next_item_model import (
     WINDOW,
     NextItemTraining,
@@ -16,7 +17,13 @@ from rectransfer.evaluation.next_item_model import (
     windows,
 )
 from rectransfer.evaluation.next_item_net import NextItemNet, gather, train_next_item
-from rectransfer.evaluation.next_item_probe import ROWS, next_item_markdown, run_next_item_probe
+from rectransfer.evaluation.next_item_probe import (
+    PRETRAIN_CUTS,
+    ROWS,
+    next_item_markdown,
+    run_next_item_probe,
+)
+from rectransfer.prepared.prepare import prepare
 from tests.conftest import SAMPLE_DATA
 
 SOURCES = sorted((SAMPLE_DATA / "sources").iterdir())[:3]
@@ -139,23 +146,43 @@ def test_bad_training_options_are_refused():
 
 @pytest.fixture(scope="module")
 def probe(encoder):
-    folds = []
-    doc = run_next_item_probe(
-        SOURCES,
-        encoder=encoder,
-        customers=50,
-        fractions=(1.0, 0.5),
-        training=NextItemTraining(steps=20, hard_negatives=4, in_batch_negatives=True),
-        on_fold=lambda d: folds.append(len(d["folds"])),
-    )
-    doc["_calls"] = folds
+    folds, trained = [], []
+
+    def spy(shops, training, **kw):  # what each model is trained on, as (customers, events)
+        trained.append(([(h.n_users, len(h.items)) for h, _ in shops], kw.get("start") is not None))
+        return train_next_item(shops, training, **kw)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(next_item_probe, "train_next_item", spy)
+        doc = run_next_item_probe(
+            SOURCES,
+            encoder=encoder,
+            customers=50,
+            fractions=(1.0, 0.5),
+            training=NextItemTraining(steps=20, hard_negatives=4, in_batch_negatives=True),
+            on_fold=lambda d: folds.append(len(d["folds"])),
+        )
+    doc["_calls"], doc["_trained"] = folds, trained
     return doc
 
 
-def test_probe_holds_each_source_out_of_its_own_training(probe):
+def test_probe_holds_each_source_out_of_its_own_training(probe, encoder):
     names = [s.name for s in SOURCES]
+    histories = [prepare(rt.RetailerData.load(s), encoder).index.histories for s in SOURCES]
     assert [f["held_out"] for f in probe["folds"]] == names
-    for fold in probe["folds"]:
+    per_fold = len(probe["_trained"]) // len(SOURCES)
+    assert per_fold == 1 + 2 * 2  # the other shops' model, then two per fraction
+    for i, fold in enumerate(probe["folds"]):
+        calls = probe["_trained"][i * per_fold : (i + 1) * per_fold]
+        # the other shops' model: every source but the held-out one, without the last three items
+        others = [h.truncate(PRETRAIN_CUTS) for j, h in enumerate(histories) if j != i]
+        assert calls[0] == ([(h.n_users, len(h.items)) for h in others], False)
+        # the shop's own models: at f = 1 every customer with an item before the last, less it
+        lengths = histories[i].lengths
+        own = [(int((lengths >= 2).sum()), int((lengths[lengths >= 2] - 1).sum()))]
+        assert calls[1:3] == [(own, False), (own, True)]
+        assert [c[1] for c in calls[3:]] == [False, True]  # f = 0.5: from scratch, then fine-tuned
+        assert calls[3][0][0][0] == round(0.5 * own[0][0])
         assert fold["trained_on"] == [n for n in names if n != fold["held_out"]]
         assert [r["fraction"] for r in fold["results"]] == [1.0, 0.5]
         for result in fold["results"]:
